@@ -1,0 +1,578 @@
+"""Every state change of the labeling domain, one named function each.
+
+Views, API views, Celery tasks and management commands call these and nothing below them.
+"""
+from __future__ import annotations
+
+import itertools
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, Sum
+from django.utils import timezone
+
+from .models import (
+    Annotation,
+    Assignment,
+    Candidate,
+    ComparisonTask,
+    Membership,
+    PreferencePair,
+    Project,
+    Prompt,
+)
+
+
+class LabelingError(Exception):
+    """A user-facing refusal. `status` is the HTTP status the edge should answer with."""
+
+    status = 400
+    code = "invalid"
+
+    def __init__(self, message, errors=None):
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or {}
+
+
+class InvalidSubmission(LabelingError):
+    status = 400
+    code = "invalid_submission"
+
+
+class NotAllowed(LabelingError):
+    status = 403
+    code = "not_allowed"
+
+
+class NotFound(LabelingError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(LabelingError):
+    status = 409
+    code = "conflict"
+
+
+# --- projects and members -------------------------------------------------------------
+
+
+def add_annotator(project: Project, user) -> Membership:
+    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"is_active": True})
+    return membership
+
+
+def remove_annotator(project: Project, user) -> None:
+    Membership.objects.filter(project=project, user=user).update(is_active=False)
+
+
+def ensure_member(project: Project, user) -> None:
+    if not project.has_member(user):
+        raise NotAllowed("You are not an annotator of this project.")
+
+
+def projects_for(user):
+    """The projects a user may label: all active ones for staff, their memberships otherwise."""
+    projects = Project.objects.filter(is_archived=False)
+    if user.is_staff:
+        return projects
+    return projects.filter(memberships__user=user, memberships__is_active=True)
+
+
+# --- prompts, candidates, tasks -------------------------------------------------------
+
+
+def create_task(prompt: Prompt, candidates, *, round=None, is_gold=False, gold_ranking=None) -> ComparisonTask:
+    """A comparison task over the given candidates of one prompt."""
+    candidates = list(candidates)
+    project = prompt.project
+    if len(candidates) < 2:
+        raise LabelingError("A comparison task needs at least two candidates.")
+    if any(c.prompt_id != prompt.pk for c in candidates):
+        raise LabelingError("Every candidate of a task must answer the task's prompt.")
+    if is_gold:
+        _check_ranking(gold_ranking, [c.pk for c in candidates], allow_ties=True)
+    task = ComparisonTask.objects.create(
+        project=project, prompt=prompt, round=round, overlap=project.overlap,
+        is_gold=is_gold, gold_ranking=gold_ranking if is_gold else None,
+    )
+    task.candidates.set(candidates)
+    return task
+
+
+def close_task(task: ComparisonTask) -> None:
+    """Stop handing out a task; its live leases can no longer be submitted."""
+    with transaction.atomic():
+        ComparisonTask.objects.filter(pk=task.pk).update(status=ComparisonTask.Status.CLOSED)
+
+
+# --- handing out tasks ------------------------------------------------------------------
+
+
+def assign_next(project: Project, annotator, *, now=None) -> Assignment | None:
+    """The annotator's next task, leased to them, or None when nothing is left for them.
+
+    A returning annotator gets their own live lease back. Otherwise one short transaction
+    claims the open task with the most annotations started (so tasks complete), skipping rows
+    other transactions hold (`FOR UPDATE SKIP LOCKED` on Postgres; on SQLite the IMMEDIATE
+    transaction serializes writers instead). A task never has more annotations plus live
+    leases than its overlap, and an annotator never gets the same task twice."""
+    ensure_member(project, annotator)
+    now = now or timezone.now()
+    lease = timedelta(seconds=project.lease_seconds)
+    with transaction.atomic():
+        mine = (
+            Assignment.objects.select_for_update()
+            .filter(project=project, annotator=annotator, status=Assignment.Status.LEASED)
+            .order_by("id")
+            .first()
+        )
+        if mine is not None:
+            # Still counted in the task's leases (not reclaimed yet): renew if it lapsed.
+            if mine.expires_at <= now:
+                mine.expires_at = now + lease
+                mine.save(update_fields=["expires_at"])
+            return mine
+        task = _claim_open_task(project, annotator)
+        if task is None and reclaim_expired_leases(project=project, now=now):
+            task = _claim_open_task(project, annotator)
+        if task is None:
+            return None
+        order = _shown_order(project, task)
+        assignment, _ = Assignment.objects.update_or_create(
+            task=task, annotator=annotator,
+            defaults={
+                "project": project, "status": Assignment.Status.LEASED, "shown_order": order,
+                "leased_at": now, "expires_at": now + lease, "finished_at": None,
+            },
+        )
+        ComparisonTask.objects.filter(pk=task.pk).update(leased=F("leased") + 1)
+        return assignment
+
+
+def _claim_open_task(project, annotator):
+    # The ordering repeats the partial index task_queue_idx, so this is one index scan that
+    # stops at the first row it can lock.
+    seen_before = Assignment.objects.filter(task=OuterRef("pk"), annotator=annotator).exclude(
+        status=Assignment.Status.EXPIRED
+    )
+    return (
+        ComparisonTask.objects.filter(project=project, status=ComparisonTask.Status.OPEN)
+        .alias(started=F("annotations_done") + F("leased"))
+        .filter(started__lt=F("overlap"))
+        .exclude(Exists(seen_before))
+        .order_by((F("annotations_done") + F("leased")).desc(), "id")
+        .select_for_update(skip_locked=True, of=("self",))
+        .first()
+    )
+
+
+def _shown_order(project, task):
+    candidates = task.candidates.all()
+    if project.flagged_candidates == Project.FlaggedCandidates.HIDE:
+        unflagged = [c.pk for c in candidates if not c.is_flagged]
+        ids = unflagged if len(unflagged) >= 2 else [c.pk for c in candidates]
+    else:
+        ids = [c.pk for c in candidates]
+    ids.sort()
+    if project.shuffle_positions:
+        random.SystemRandom().shuffle(ids)
+    return ids
+
+
+def reclaim_expired_leases(*, project=None, now=None, limit=1000) -> int:
+    """Expire lapsed leases and give their slots back to the queue. Returns how many."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        lapsed = Assignment.objects.select_for_update(skip_locked=True).filter(
+            status=Assignment.Status.LEASED, expires_at__lte=now
+        )
+        if project is not None:
+            lapsed = lapsed.filter(project=project)
+        rows = list(lapsed.order_by("id").values_list("id", "task_id")[:limit])
+        if not rows:
+            return 0
+        Assignment.objects.filter(id__in=[r[0] for r in rows]).update(
+            status=Assignment.Status.EXPIRED, finished_at=now
+        )
+        for task_id, n in Counter(task_id for _, task_id in rows).items():
+            ComparisonTask.objects.filter(pk=task_id).update(leased=F("leased") - n)
+        return len(rows)
+
+
+def skip_task(assignment_id, annotator, *, now=None) -> Assignment:
+    """The annotator passes on a task: it goes back to the others, never again to them."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        assignment = _locked_assignment(assignment_id, annotator)
+        if assignment.status == Assignment.Status.SKIPPED:
+            return assignment
+        if assignment.status == Assignment.Status.SUBMITTED:
+            raise Conflict("This task is already submitted; it cannot be skipped.")
+        was_leased = assignment.status == Assignment.Status.LEASED
+        assignment.status = Assignment.Status.SKIPPED
+        assignment.finished_at = now
+        assignment.save(update_fields=["status", "finished_at"])
+        if was_leased:
+            ComparisonTask.objects.filter(pk=assignment.task_id).update(leased=F("leased") - 1)
+        return assignment
+
+
+def _locked_assignment(assignment_id, annotator) -> Assignment:
+    try:
+        assignment = Assignment.objects.select_for_update().get(pk=int(assignment_id))
+    except (Assignment.DoesNotExist, TypeError, ValueError):
+        raise NotFound("No such assignment.")
+    if assignment.annotator_id != annotator.pk:
+        raise NotAllowed("This assignment belongs to another annotator.")
+    return assignment
+
+
+# --- submitting -----------------------------------------------------------------------------
+
+
+@dataclass
+class CleanSubmission:
+    ranking: list
+    pairwise_choice: str
+    ratings: dict
+    flags: dict
+    rationale: str
+    ideal_answer: str
+    time_on_task_ms: int
+
+
+def submit_annotation(assignment_id, annotator, payload: dict, *, now=None) -> Annotation:
+    """Store an annotator's ranking for their assignment and update the task's pairs.
+
+    Idempotent: the same submit again returns the stored annotation. Refuses (and writes
+    nothing) a submit on someone else's assignment, on a skipped or closed task, on a lease
+    that expired and went to someone else, or a payload that does not fit the task."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        assignment = _locked_assignment(assignment_id, annotator)
+        project = assignment.project
+        if assignment.status == Assignment.Status.SUBMITTED:
+            existing = assignment.annotation
+            clean = clean_submission(project, assignment.shown_order, payload)
+            if clean.ranking != existing.ranking:
+                raise Conflict("This task is already submitted with a different ranking; annotations are final.")
+            return existing
+        if assignment.status == Assignment.Status.SKIPPED:
+            raise Conflict("You skipped this task; it can no longer be submitted.")
+        task = ComparisonTask.objects.select_for_update().get(pk=assignment.task_id)
+        if task.status == ComparisonTask.Status.CLOSED:
+            raise Conflict("This task is closed; it no longer takes annotations.")
+        holds_slot = assignment.status == Assignment.Status.LEASED
+        if not holds_slot and (task.status != ComparisonTask.Status.OPEN or task.is_full):
+            raise Conflict("Your lease on this task expired and the task went to another annotator.")
+        clean = clean_submission(project, assignment.shown_order, payload)
+        annotation = Annotation.objects.create(
+            assignment=assignment, task=task, annotator=annotator, ranking=clean.ranking,
+            pairwise_choice=clean.pairwise_choice, ratings=clean.ratings, flags=clean.flags,
+            rationale=clean.rationale, ideal_answer=clean.ideal_answer, time_on_task_ms=clean.time_on_task_ms,
+        )
+        assignment.status = Assignment.Status.SUBMITTED
+        assignment.finished_at = now
+        assignment.save(update_fields=["status", "finished_at"])
+        task.annotations_done += 1
+        if holds_slot:
+            task.leased -= 1
+        update_fields = ["annotations_done", "leased"]
+        if task.annotations_done >= task.overlap:
+            task.status = ComparisonTask.Status.COMPLETE
+            task.completed_at = now
+            update_fields += ["status", "completed_at"]
+        task.save(update_fields=update_fields)
+        aggregate_task(task)
+        return annotation
+
+
+def clean_submission(project: Project, shown_order: list, payload) -> CleanSubmission:
+    """Validate a raw submit payload against what the annotator was shown."""
+    if not isinstance(payload, dict):
+        raise InvalidSubmission("The submission must be a JSON object.")
+    errors = {}
+    shown = [int(c) for c in shown_order]
+    choice = payload.get("choice") or ""
+    ranking = payload.get("ranking")
+    if choice:
+        if len(shown) != 2:
+            errors["choice"] = "A pairwise choice needs a task with exactly two candidates."
+        elif choice not in Annotation.PairwiseChoice.values:
+            errors["choice"] = f"Unknown choice {choice!r}; use one of a, b, tie, both_bad."
+        elif choice == "tie" and not project.allow_ties:
+            errors["choice"] = "This project does not allow ties."
+        else:
+            first, second = shown
+            ranking = {"a": [[first], [second]], "b": [[second], [first]]}.get(choice, [[first, second]])
+    elif ranking is None:
+        errors["ranking"] = "Rank every candidate (or give a pairwise choice)."
+    else:
+        try:
+            ranking = _check_ranking(ranking, shown, allow_ties=project.allow_ties)
+        except InvalidSubmission as exc:
+            errors["ranking"] = exc.message
+    ratings = _check_ratings(project, shown, payload.get("ratings") or {}, errors)
+    flags = _check_flags(project, shown, payload.get("flags") or {}, errors)
+    limit = settings.RANKLOOP_MAX_TEXT_CHARS
+    texts = {}
+    for field in ("rationale", "ideal_answer"):
+        value = payload.get(field) or ""
+        if not isinstance(value, str):
+            errors[field] = "Must be text."
+        elif len(value) > limit:
+            errors[field] = f"Too long: {len(value)} characters, at most {limit}."
+        texts[field] = value.strip() if isinstance(value, str) else ""
+    time_ms = payload.get("time_on_task_ms") or 0
+    try:
+        time_ms = int(time_ms)
+        if not 0 <= time_ms <= 24 * 3600 * 1000:
+            raise ValueError
+    except (TypeError, ValueError):
+        errors["time_on_task_ms"] = "Must be a whole number of milliseconds, at most a day."
+        time_ms = 0
+    if errors:
+        raise InvalidSubmission("The submission does not fit this task: " + "; ".join(
+            f"{field}: {msg}" for field, msg in errors.items()), errors)
+    return CleanSubmission(
+        ranking=ranking, pairwise_choice=choice, ratings=ratings, flags=flags,
+        rationale=texts["rationale"], ideal_answer=texts["ideal_answer"], time_on_task_ms=time_ms,
+    )
+
+
+def _as_candidate_id(value):
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if isinstance(value, int):
+        return value
+    raise ValueError
+
+
+def _check_ranking(ranking, shown, *, allow_ties):
+    if not isinstance(ranking, list) or not ranking:
+        raise InvalidSubmission("The ranking must be a non-empty list of tiers (lists of candidate ids).")
+    tiers, seen = [], []
+    for tier in ranking:
+        if not isinstance(tier, list):
+            tier = [tier]  # a flat list ranks one candidate per tier
+        if not tier:
+            raise InvalidSubmission("A tier of the ranking is empty.")
+        try:
+            tier = [_as_candidate_id(c) for c in tier]
+        except ValueError:
+            raise InvalidSubmission("Candidate ids must be integers.")
+        if len(tier) > 1 and not allow_ties:
+            raise InvalidSubmission("This project does not allow ties.")
+        tiers.append(tier)
+        seen.extend(tier)
+    unknown = sorted(set(seen) - set(shown))
+    if unknown:
+        raise InvalidSubmission(f"Unknown candidate ids for this task: {unknown}.")
+    twice = sorted(c for c, n in Counter(seen).items() if n > 1)
+    if twice:
+        raise InvalidSubmission(f"Candidates ranked more than once: {twice}.")
+    missing = sorted(set(shown) - set(seen))
+    if missing:
+        raise InvalidSubmission(f"Candidates not ranked: {missing}.")
+    return tiers
+
+
+def _check_ratings(project, shown, ratings, errors):
+    if not isinstance(ratings, dict):
+        errors["ratings"] = "Ratings must map candidate ids to {aspect: score}."
+        return {}
+    clean = {}
+    aspects = set(project.rating_aspects or [])
+    for key, scores in ratings.items():
+        try:
+            cid = _as_candidate_id(key)
+        except ValueError:
+            cid = None
+        if cid not in shown:
+            errors["ratings"] = f"Ratings for an unknown candidate: {key!r}."
+            return {}
+        if not isinstance(scores, dict):
+            errors["ratings"] = "Each candidate's ratings must map aspects to scores."
+            return {}
+        row = {}
+        for aspect, score in scores.items():
+            if score in (None, ""):
+                continue
+            if aspect not in aspects:
+                errors["ratings"] = f"Unknown rating aspect {aspect!r}; this project rates {sorted(aspects)}."
+                return {}
+            try:
+                score = int(score)
+            except (TypeError, ValueError):
+                score = None
+            if score is None or not 1 <= score <= project.rating_scale:
+                errors["ratings"] = f"Scores must be whole numbers from 1 to {project.rating_scale}."
+                return {}
+            row[aspect] = score
+        if row:
+            clean[str(cid)] = row
+    return clean
+
+
+def _check_flags(project, shown, flags, errors):
+    if not isinstance(flags, dict):
+        errors["flags"] = "Flags must map candidate ids to lists of flags."
+        return {}
+    clean, allowed = {}, set(project.flags)
+    for key, names in flags.items():
+        try:
+            cid = _as_candidate_id(key)
+        except ValueError:
+            cid = None
+        if cid not in shown:
+            errors["flags"] = f"Flags for an unknown candidate: {key!r}."
+            return {}
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, list) or any(n not in allowed for n in names):
+            errors["flags"] = f"Unknown flag; this project's flags are {sorted(allowed)}."
+            return {}
+        if names:
+            clean[str(cid)] = sorted(set(names))
+    return clean
+
+
+# --- aggregation -------------------------------------------------------------------------
+
+
+def pair_votes(rankings):
+    """{(a, b): [votes_a, votes_b, votes_tie]} over K-wise rankings (a < b), C(K,2) each."""
+    votes = defaultdict(lambda: [0, 0, 0])
+    for ranking in rankings:
+        rank = {cid: i for i, tier in enumerate(ranking) for cid in tier}
+        for a, b in itertools.combinations(sorted(rank), 2):
+            if rank[a] < rank[b]:
+                votes[(a, b)][0] += 1
+            elif rank[b] < rank[a]:
+                votes[(a, b)][1] += 1
+            else:
+                votes[(a, b)][2] += 1
+    return votes
+
+
+def majority(votes_a, votes_b, votes_tie):
+    """(winner, agreement, margin): winner is 'a', 'b' or 'tie' (a draw between a and b is a
+    tie); agreement is the share of annotators in the largest group."""
+    n = votes_a + votes_b + votes_tie
+    if votes_a > votes_b and votes_a > votes_tie:
+        winner = "a"
+    elif votes_b > votes_a and votes_b > votes_tie:
+        winner = "b"
+    else:
+        winner = "tie"
+    agreement = max(votes_a, votes_b, votes_tie) / n if n else 0.0
+    margin = 0.0 if winner == "tie" else abs(votes_a - votes_b) / n
+    return winner, agreement, margin
+
+
+def aggregate_task(task: ComparisonTask) -> int:
+    """Recompute the preference pairs of one task from all its annotations. Returns how many."""
+    rankings = list(Annotation.objects.filter(task=task).values_list("ranking", flat=True))
+    if not rankings:
+        return 0
+    split = Prompt.objects.filter(pk=task.prompt_id).values_list("split", flat=True).get()
+    rows = []
+    for (a, b), (va, vb, vt) in pair_votes(rankings).items():
+        winner, agreement, margin = majority(va, vb, vt)
+        chosen, rejected = (b, a) if winner == "b" else (a, b)
+        rows.append(PreferencePair(
+            project_id=task.project_id, task_id=task.pk, prompt_id=task.prompt_id, round_id=task.round_id,
+            candidate_a_id=a, candidate_b_id=b, chosen_id=chosen, rejected_id=rejected,
+            votes_a=va, votes_b=vb, votes_tie=vt, is_tie=winner == "tie",
+            agreement=agreement, margin=margin, is_gold=task.is_gold, split=split,
+        ))
+    PreferencePair.objects.bulk_create(
+        rows, update_conflicts=True, unique_fields=["task", "candidate_a", "candidate_b"],
+        update_fields=["chosen", "rejected", "votes_a", "votes_b", "votes_tie", "is_tie", "agreement",
+                       "margin", "is_gold", "split", "round", "updated_at"],
+    )
+    return len(rows)
+
+
+def reaggregate_project(project: Project) -> int:
+    total = 0
+    for task in ComparisonTask.objects.filter(project=project, annotations_done__gt=0).iterator():
+        with transaction.atomic():
+            total += aggregate_task(task)
+    return total
+
+
+# --- agreement and progress ---------------------------------------------------------------
+
+
+def project_agreement(project: Project) -> dict:
+    """Pairwise agreement (the share of annotator pairs that agree on a candidate pair) and
+    Krippendorff's alpha (nominal: a better / b better / tie) over pairs with 2+ votes."""
+    import krippendorff
+    import numpy as np
+
+    counts = list(
+        PreferencePair.objects.filter(project=project, is_gold=False)
+        .annotate(n=F("votes_a") + F("votes_b") + F("votes_tie"))
+        .filter(n__gte=2)
+        .values_list("votes_a", "votes_b", "votes_tie")
+    )
+    if not counts:
+        return {"pairs": 0, "pairwise_agreement": None, "krippendorff_alpha": None}
+    agree = total = 0
+    for row in counts:
+        n = sum(row)
+        agree += sum(c * (c - 1) // 2 for c in row)
+        total += n * (n - 1) // 2
+    alpha = None
+    matrix = np.array(counts, dtype=float)
+    if (matrix.sum(axis=0) > 0).sum() >= 2:  # alpha is undefined when everyone used one value
+        alpha = float(krippendorff.alpha(value_counts=matrix, level_of_measurement="nominal"))
+    return {"pairs": len(counts), "pairwise_agreement": agree / total if total else None, "krippendorff_alpha": alpha}
+
+
+def project_progress(project: Project) -> dict:
+    tasks = ComparisonTask.objects.filter(project=project).aggregate(
+        total=Count("id"),
+        complete=Count("id", filter=Q(status=ComparisonTask.Status.COMPLETE)),
+        closed=Count("id", filter=Q(status=ComparisonTask.Status.CLOSED)),
+        wanted=Sum("overlap", filter=~Q(status=ComparisonTask.Status.CLOSED)),
+        done=Sum("annotations_done"),
+        leased=Sum("leased"),
+    )
+    wanted, done = tasks["wanted"] or 0, tasks["done"] or 0
+    return {
+        "tasks": tasks["total"], "tasks_complete": tasks["complete"], "tasks_closed": tasks["closed"],
+        "annotations_wanted": wanted, "annotations_done": done, "leased": tasks["leased"] or 0,
+        "annotations_left": max(wanted - done, 0),
+        "percent": round(100 * done / wanted, 1) if wanted else 0.0,
+    }
+
+
+def annotator_progress(project: Project, annotator, *, now=None) -> dict:
+    now = now or timezone.now()
+    start_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    mine = Annotation.objects.filter(task__project=project, annotator=annotator)
+    left = (
+        ComparisonTask.objects.filter(project=project, status=ComparisonTask.Status.OPEN)
+        .exclude(assignments__annotator=annotator, assignments__status__in=["submitted", "skipped"])
+        .count()
+    )
+    return {"done_today": mine.filter(created_at__gte=start_of_day).count(), "done_total": mine.count(), "left": left}
+
+
+def annotations_per_annotator(project: Project):
+    return list(
+        Annotation.objects.filter(task__project=project)
+        .values("annotator__username")
+        .annotate(n=Count("id"), avg_ms=Sum("time_on_task_ms") / Count("id"))
+        .order_by("-n")
+    )

@@ -1,0 +1,77 @@
+"""Model registry: versions (policies and reward models) with lineage, and deployments."""
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ModelVersion(models.Model):
+    class Kind(models.TextChoices):
+        POLICY = "policy", "Policy"
+        REWARD = "reward", "Reward model"
+
+    class Status(models.TextChoices):
+        READY = "ready", "Ready"
+        TRAINING = "training", "Training"
+        FAILED = "failed", "Failed"
+        ARCHIVED = "archived", "Archived"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    name = models.CharField(max_length=200)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    base_model = models.CharField(max_length=500, help_text="Where the lineage starts (a path or hub id).")
+    artifact_dir = models.CharField(max_length=1000, help_text="Directory in the model store.")
+    is_adapter = models.BooleanField(default=False, help_text="A LoRA adapter over the parent, not full weights.")
+    tokenizer_dir = models.CharField(max_length=1000, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    training_run = models.ForeignKey(
+        "rlhf.TrainingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="model_versions"
+    )
+    project = models.ForeignKey(
+        "labeling.Project", null=True, blank=True, on_delete=models.SET_NULL, related_name="model_versions"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.READY)
+    notes = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["kind", "name"], name="model_version_name_unique")]
+
+    def __str__(self):
+        return self.name
+
+    def lineage(self):
+        """This version, its parent, … back to the base model."""
+        chain, seen, node = [], set(), self
+        while node is not None and node.pk not in seen:
+            chain.append(node)
+            seen.add(node.pk)
+            node = node.parent
+        return chain
+
+
+class Deployment(models.Model):
+    """Which policy serves a project. The active one has is_active; the rest is history."""
+
+    project = models.ForeignKey("labeling.Project", on_delete=models.CASCADE, related_name="deployments")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="deployments")
+    deployed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    deployed_at = models.DateTimeField(auto_now_add=True)
+    is_active = models.BooleanField(default=True)
+    note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-deployed_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project"], condition=Q(is_active=True), name="one_active_deployment_per_project"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.model_version} on {self.project}"
