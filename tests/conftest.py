@@ -64,3 +64,11 @@ def make_tasks(db):
         return tasks
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny random Llama + ChatML byte-level BPE tokenizer (left padding), built once per run."""
+    from models_app.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
