@@ -137,22 +137,32 @@ def assign_next(project: Project, annotator, *, now=None) -> Assignment | None:
             if mine.expires_at <= now:
                 mine.expires_at = now + lease
                 mine.save(update_fields=["expires_at"])
+            mine.candidates_in_order = _candidates_in_order(mine.task_id, mine.shown_order)
             return mine
         task = _claim_open_task(project, annotator)
         if task is None and reclaim_expired_leases(project=project, now=now):
             task = _claim_open_task(project, annotator)
         if task is None:
             return None
-        order = _shown_order(project, task)
-        assignment, _ = Assignment.objects.update_or_create(
-            task=task, annotator=annotator,
-            defaults={
-                "project": project, "status": Assignment.Status.LEASED, "shown_order": order,
-                "leased_at": now, "expires_at": now + lease, "finished_at": None,
-            },
+        candidates = list(task.candidates.all())
+        order = _shown_order(project, candidates)
+        # One upsert: the only row that can exist for (task, annotator) here is an expired lease.
+        (assignment,) = Assignment.objects.bulk_create(
+            [Assignment(task=task, annotator=annotator, project=project, status=Assignment.Status.LEASED,
+                        shown_order=order, leased_at=now, expires_at=now + lease, finished_at=None)],
+            update_conflicts=True, unique_fields=["task", "annotator"],
+            update_fields=["status", "shown_order", "leased_at", "expires_at", "finished_at"],
         )
         ComparisonTask.objects.filter(pk=task.pk).update(leased=F("leased") + 1)
+        by_id = {c.pk: c for c in candidates}
+        assignment.task = task
+        assignment.candidates_in_order = [by_id[cid] for cid in order]
         return assignment
+
+
+def _candidates_in_order(task_id, order):
+    by_id = {c.pk: c for c in Candidate.objects.filter(pk__in=order)}
+    return [by_id[cid] for cid in order]
 
 
 def _claim_open_task(project, annotator):
@@ -172,8 +182,7 @@ def _claim_open_task(project, annotator):
     )
 
 
-def _shown_order(project, task):
-    candidates = task.candidates.all()
+def _shown_order(project, candidates):
     if project.flagged_candidates == Project.FlaggedCandidates.HIDE:
         unflagged = [c.pk for c in candidates if not c.is_flagged]
         ids = unflagged if len(unflagged) >= 2 else [c.pk for c in candidates]
@@ -225,7 +234,9 @@ def skip_task(assignment_id, annotator, *, now=None) -> Assignment:
 
 def _locked_assignment(assignment_id, annotator) -> Assignment:
     try:
-        assignment = Assignment.objects.select_for_update().get(pk=int(assignment_id))
+        assignment = (
+            Assignment.objects.select_for_update(of=("self",)).select_related("project").get(pk=int(assignment_id))
+        )
     except (Assignment.DoesNotExist, TypeError, ValueError):
         raise NotFound("No such assignment.")
     if assignment.annotator_id != annotator.pk:
@@ -265,7 +276,9 @@ def submit_annotation(assignment_id, annotator, payload: dict, *, now=None) -> A
             return existing
         if assignment.status == Assignment.Status.SKIPPED:
             raise Conflict("You skipped this task; it can no longer be submitted.")
-        task = ComparisonTask.objects.select_for_update().get(pk=assignment.task_id)
+        task = (
+            ComparisonTask.objects.select_for_update(of=("self",)).select_related("prompt").get(pk=assignment.task_id)
+        )
         if task.status == ComparisonTask.Status.CLOSED:
             raise Conflict("This task is closed; it no longer takes annotations.")
         holds_slot = assignment.status == Assignment.Status.LEASED
@@ -483,7 +496,7 @@ def aggregate_task(task: ComparisonTask) -> int:
     rankings = list(Annotation.objects.filter(task=task).values_list("ranking", flat=True))
     if not rankings:
         return 0
-    split = Prompt.objects.filter(pk=task.prompt_id).values_list("split", flat=True).get()
+    split = task.prompt.split
     rows = []
     for (a, b), (va, vb, vt) in pair_votes(rankings).items():
         winner, agreement, margin = majority(va, vb, vt)
