@@ -1,4 +1,24 @@
-"""/api/v1/: every app's API views (labeling/api.py, models_app/api.py, rlhf/api.py)."""
-from django.urls import path
+"""/api/v1/: every app's API views (labeling/api.py, models_app/api.py, rlhf/api.py), the
+OpenAPI 3 schema and its docs pages (Swagger UI and Redoc, served from local static files)."""
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
 
-urlpatterns: list = []
+from labeling import api as labeling_api
+
+router = DefaultRouter()
+router.register("projects", labeling_api.ProjectViewSet, basename="project")
+router.register("prompts", labeling_api.PromptViewSet, basename="prompt")
+router.register("candidates", labeling_api.CandidateViewSet, basename="candidate")
+router.register("tasks", labeling_api.TaskViewSet, basename="task")
+router.register("annotations", labeling_api.AnnotationViewSet, basename="annotation")
+router.register("pairs", labeling_api.PairViewSet, basename="pair")
+router.register("assignments", labeling_api.AssignmentViewSet, basename="assignment")
+
+app_name = "api"
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("", include(router.urls)),
+]

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "labeling",
     "models_app",
     "rlhf",
@@ -177,7 +178,12 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULE = {
     "reclaim-expired-leases": {"task": "labeling.tasks.reclaim_expired_leases", "schedule": 60.0},
+    "reap-lost-training-runs": {"task": "rlhf.tasks.reap_lost_runs", "schedule": 60.0},
 }
+# Training runs beat every RLHF_HEARTBEAT_S; the reaper fails a run silent for RLHF_HEARTBEAT_TIMEOUT_S.
+RLHF_HEARTBEAT_S = float(os.environ.get("RLHF_HEARTBEAT_S", "10"))
+RLHF_HEARTBEAT_TIMEOUT_S = int(os.environ.get("RLHF_HEARTBEAT_TIMEOUT_S", "120"))
+RLHF_TORCH_THREADS = int(os.environ.get("RLHF_TORCH_THREADS", "0"))  # 0: torch's default
 
 # Models: where converted and trained weights live.
 MODEL_STORE = Path(os.environ.get("MODEL_STORE", VAR_DIR / "models"))
@@ -190,16 +196,19 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "rankloop.api_common.IdCursorPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
+        "rankloop.api_common.TokenRateThrottle",
     ],
+    "EXCEPTION_HANDLER": "rankloop.api_common.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "anon": os.environ.get("API_THROTTLE_ANON", "60/min"),
         "user": os.environ.get("API_THROTTLE_USER", "100000/hour"),
+        "token": os.environ.get("API_THROTTLE_TOKEN", "100000/hour"),
     },
 }
 SPECTACULAR_SETTINGS = {
@@ -207,7 +216,17 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Import prompts, rank answers, export preference datasets, run RLHF rounds.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and Redoc from local static files (drf-spectacular-sidecar), no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
+# Prompt import limits (the whole file is validated before anything is written).
+RANKLOOP_IMPORT_MAX_BYTES = int(os.environ.get("RANKLOOP_IMPORT_MAX_BYTES", str(DATA_UPLOAD_MAX_MEMORY_SIZE)))
+RANKLOOP_IMPORT_MAX_LINES = int(os.environ.get("RANKLOOP_IMPORT_MAX_LINES", "200000"))
+RANKLOOP_IMPORT_MAX_CANDIDATES = int(os.environ.get("RANKLOOP_IMPORT_MAX_CANDIDATES", "9"))
+RANKLOOP_IMPORT_MAX_TEXT_CHARS = int(os.environ.get("RANKLOOP_IMPORT_MAX_TEXT_CHARS", "100000"))
 
 # Labeling limits
 RANKLOOP_MAX_TEXT_CHARS = int(os.environ.get("RANKLOOP_MAX_TEXT_CHARS", "20000"))

@@ -1,0 +1,329 @@
+"""The labeling REST API (/api/v1/): thin views over labeling.services, labeling.importing
+and labeling.exporting. Admin (staff) endpoints: projects (write), prompts, candidates, tasks,
+annotations, pairs, import, export. Annotator endpoints: their projects (read), next task,
+their own assignments, submit and skip."""
+import django_filters
+from django.contrib.auth import get_user_model
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from rankloop.api_common import IgnoreFormatParam, IsAdmin, IsAdminOrReadOnly
+
+from . import exporting, importing, services
+from .models import Annotation, Assignment, Candidate, ComparisonTask, PreferencePair, Project, Prompt
+from .serializers import (
+    AnnotationSerializer,
+    AnnotatorProjectSerializer,
+    AssignmentSerializer,
+    CandidateSerializer,
+    ImportReportSerializer,
+    ImportUploadSerializer,
+    PairSerializer,
+    ProjectSerializer,
+    PromptSerializer,
+    SubmissionSerializer,
+    TaskCreateSerializer,
+    TaskSerializer,
+)
+
+
+class BodyParser(JSONParser):
+    """Lets the import endpoint accept a raw JSON Lines or CSV body; the view reads the bytes."""
+
+    media_type = "*/*"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return {}
+
+
+# --- filters ---------------------------------------------------------------------------------
+
+
+class ProjectFilter(django_filters.FilterSet):
+    class Meta:
+        model = Project
+        fields = ["mode", "is_archived"]
+
+
+class PromptFilter(django_filters.FilterSet):
+    project = django_filters.CharFilter(field_name="project__slug")
+
+    class Meta:
+        model = Prompt
+        fields = ["project", "split", "external_id", "source"]
+
+
+class CandidateFilter(django_filters.FilterSet):
+    project = django_filters.CharFilter(field_name="prompt__project__slug")
+
+    class Meta:
+        model = Candidate
+        fields = ["project", "prompt", "external_source", "external_id", "model_version", "is_flagged"]
+
+
+class TaskFilter(django_filters.FilterSet):
+    project = django_filters.CharFilter(field_name="project__slug")
+    round = django_filters.NumberFilter(field_name="round__number")
+
+    class Meta:
+        model = ComparisonTask
+        fields = ["project", "status", "is_gold", "round", "prompt"]
+
+
+class AnnotationFilter(django_filters.FilterSet):
+    project = django_filters.CharFilter(field_name="task__project__slug")
+    annotator = django_filters.CharFilter(field_name="annotator__username")
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+
+    class Meta:
+        model = Annotation
+        fields = ["project", "task", "annotator", "created_after"]
+
+
+class PairFilter(django_filters.FilterSet):
+    project = django_filters.CharFilter(field_name="project__slug")
+    round = django_filters.NumberFilter(field_name="round__number")
+    min_agreement = django_filters.NumberFilter(field_name="agreement", lookup_expr="gte")
+
+    class Meta:
+        model = PreferencePair
+        fields = ["project", "task", "round", "min_agreement", "is_tie", "is_gold", "split"]
+
+
+class AssignmentFilter(django_filters.FilterSet):
+    project = django_filters.CharFilter(field_name="project__slug")
+
+    class Meta:
+        model = Assignment
+        fields = ["project", "status"]
+
+
+# --- projects --------------------------------------------------------------------------------
+
+EXPORT_PARAMETERS = [
+    OpenApiParameter("format", str, enum=list(exporting.FORMATS), description="standard (default), "
+                     "conversational or raw"),
+    OpenApiParameter("rounds", str, description="Round numbers, comma-separated"),
+    OpenApiParameter("min_agreement", float, description="Share of annotators in the majority, 0..1"),
+    OpenApiParameter("ties", str, enum=["include", "exclude"], description="Default exclude"),
+    OpenApiParameter("gold", str, enum=["include", "exclude"], description="Default exclude"),
+    OpenApiParameter("split", str, enum=list(Prompt.Split.values)),
+]
+
+
+class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                     mixins.UpdateModelMixin, viewsets.GenericViewSet):
+    """Projects: admins create and change them; annotators read the projects they label."""
+
+    lookup_field = "slug"
+    lookup_value_regex = "[-a-zA-Z0-9_]+"
+    permission_classes = [IsAdminOrReadOnly]
+    filterset_class = ProjectFilter
+
+    def get_queryset(self):
+        user = self.request.user
+        if user.is_authenticated and user.is_staff:
+            return Project.objects.all()
+        if not user.is_authenticated:
+            return Project.objects.none()
+        return services.projects_for(user).distinct()
+
+    def get_serializer_class(self):
+        if self.request.user.is_authenticated and self.request.user.is_staff:
+            return ProjectSerializer
+        return AnnotatorProjectSerializer
+
+    def perform_create(self, serializer):
+        serializer.save(created_by=self.request.user)
+
+    @extend_schema(request=None, responses={200: AssignmentSerializer, 204: OpenApiResponse(
+        description="Nothing left for you in this project.")})
+    @action(detail=True, methods=["post"], url_path="next-task", permission_classes=[IsAuthenticated])
+    def next_task(self, request, slug=None):
+        """Lease your next task in this project (or get your live lease back)."""
+        project = self.get_object()
+        assignment = services.assign_next(project, request.user)
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(AssignmentSerializer(_assignments().get(pk=assignment.pk),
+                                             context=self.get_serializer_context()).data)
+
+    @extend_schema(responses=inline_serializer("ProjectProgress", {
+        "progress": serializers.DictField(), "agreement": serializers.DictField()}))
+    @action(detail=True, methods=["get"], permission_classes=[IsAdmin])
+    def progress(self, request, slug=None):
+        project = self.get_object()
+        return Response({"progress": services.project_progress(project),
+                         "agreement": services.project_agreement(project)})
+
+    @extend_schema(request=inline_serializer("AnnotatorRef", {"username": serializers.CharField()}),
+                   responses={204: None})
+    @action(detail=True, methods=["post", "delete"], permission_classes=[IsAdmin])
+    def annotators(self, request, slug=None):
+        """Add (POST) or remove (DELETE) an annotator of this project, by username."""
+        project = self.get_object()
+        username = request.data.get("username") if isinstance(request.data, dict) else None
+        if not isinstance(username, str) or not username:
+            raise serializers.ValidationError({"username": "Required."})
+        user = get_object_or_404(get_user_model(), username=username)
+        if request.method == "POST":
+            services.add_annotator(project, user)
+        else:
+            services.remove_annotator(project, user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=["jsonl", "csv"], description="Default: from the "
+                                     "file name or content type")],
+        request={"multipart/form-data": ImportUploadSerializer,
+                 "application/x-ndjson": OpenApiTypes.BINARY, "text/csv": OpenApiTypes.BINARY},
+        responses={201: ImportReportSerializer})
+    @action(detail=True, methods=["post"], url_path="import", permission_classes=[IsAdmin],
+            parser_classes=[MultiPartParser, FormParser, BodyParser], content_negotiation_class=IgnoreFormatParam)
+    def import_prompts(self, request, slug=None):
+        """Import prompts (and external candidates) from JSON Lines or CSV, uploaded as `file`
+        (multipart) or sent as the body. All or nothing: a bad line gets an error naming the
+        line and field, and nothing is imported."""
+        project = self.get_object()
+        limit = importing.settings.RANKLOOP_IMPORT_MAX_BYTES
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > limit + 64 * 1024:
+            return Response({"detail": f"The upload is {length:,} bytes; the import limit is {limit:,} bytes. "
+                                       "Split the file (a re-import skips prompts already imported)."},
+                            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        content_type = request.content_type or ""
+        fmt = request.query_params.get("format")
+        if content_type.startswith("multipart/form-data"):
+            upload = request.FILES.get("file")
+            if upload is None:
+                raise serializers.ValidationError({"file": "Upload the file as the multipart field 'file'."})
+            data, filename = upload.read(), upload.name
+            fmt = fmt or request.data.get("format")
+        else:
+            data, filename = request._request.body, None
+        report = importing.import_prompts(project, data, fmt=fmt, filename=filename, content_type=content_type,
+                                          source=f"import by {request.user.username}")
+        return Response(report.as_dict(), status=status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=EXPORT_PARAMETERS, responses={
+        (200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.BINARY, description="JSON Lines, streamed")})
+    @action(detail=True, methods=["get"], permission_classes=[IsAdmin], content_negotiation_class=IgnoreFormatParam)
+    def export(self, request, slug=None):
+        """The project's preference data as JSON Lines, streamed as it is read."""
+        project = self.get_object()
+        fmt = exporting.check_format(request.query_params.get("format"))
+        filters = exporting.ExportFilters.from_params(request.query_params)
+        response = StreamingHttpResponse(exporting.export_lines(project, fmt, filters),
+                                         content_type="application/x-ndjson")
+        response["Content-Disposition"] = f'attachment; filename="{exporting.export_filename(project, fmt)}"'
+        return response
+
+
+# --- admin data ------------------------------------------------------------------------------
+
+
+class PromptViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                    mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    permission_classes = [IsAdmin]
+    serializer_class = PromptSerializer
+    filterset_class = PromptFilter
+    queryset = Prompt.objects.select_related("project")
+
+
+class CandidateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                       viewsets.GenericViewSet):
+    """Candidates; create one to add an external answer (from another system) to a prompt."""
+
+    permission_classes = [IsAdmin]
+    serializer_class = CandidateSerializer
+    filterset_class = CandidateFilter
+    queryset = Candidate.objects.select_related("model_version")
+
+
+class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    permission_classes = [IsAdmin]
+    serializer_class = TaskSerializer
+    filterset_class = TaskFilter
+    queryset = ComparisonTask.objects.select_related("round").prefetch_related("candidates")
+
+    @extend_schema(request=TaskCreateSerializer, responses={201: TaskSerializer})
+    def create(self, request):
+        """A comparison task over two or more candidates of one prompt."""
+        data = TaskCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        task = services.create_task(data.validated_data["prompt"], data.validated_data["candidate_ids"],
+                                    is_gold=data.validated_data["is_gold"],
+                                    gold_ranking=data.validated_data.get("gold_ranking"))
+        return Response(TaskSerializer(self.get_queryset().get(pk=task.pk)).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: TaskSerializer})
+    @action(detail=True, methods=["post"])
+    def close(self, request, pk=None):
+        """Stop handing out this task."""
+        task = self.get_object()
+        services.close_task(task)
+        return Response(TaskSerializer(self.get_queryset().get(pk=task.pk)).data)
+
+
+class AnnotationViewSet(viewsets.ReadOnlyModelViewSet):
+    """Every annotator's annotations (admins only)."""
+
+    permission_classes = [IsAdmin]
+    serializer_class = AnnotationSerializer
+    filterset_class = AnnotationFilter
+    queryset = Annotation.objects.select_related("annotator")
+
+
+class PairViewSet(viewsets.ReadOnlyModelViewSet):
+    """Aggregated preference pairs (admins only); `export_id` is the id the exports carry."""
+
+    permission_classes = [IsAdmin]
+    serializer_class = PairSerializer
+    filterset_class = PairFilter
+    queryset = PreferencePair.objects.select_related("round")
+
+
+# --- the annotator's own work ----------------------------------------------------------------
+
+
+def _assignments():
+    return Assignment.objects.select_related("project", "task__prompt", "annotation").prefetch_related(
+        "task__candidates")
+
+
+class AssignmentViewSet(viewsets.ReadOnlyModelViewSet):
+    """Your own assignments (everyone, admins included, sees only their own here), with your
+    submitted annotation; submit or skip one."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = AssignmentSerializer
+    filterset_class = AssignmentFilter
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return Assignment.objects.none()
+        return _assignments().filter(annotator=self.request.user)
+
+    @extend_schema(request=SubmissionSerializer, responses={201: AnnotationSerializer})
+    @action(detail=True, methods=["post"])
+    def submit(self, request, pk=None):
+        """Submit your ranking. Repeating the same submit returns the stored annotation."""
+        payload = SubmissionSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        annotation = services.submit_annotation(self.get_object().pk, request.user, dict(payload.validated_data))
+        return Response(AnnotationSerializer(annotation, context=self.get_serializer_context()).data,
+                        status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: AssignmentSerializer})
+    @action(detail=True, methods=["post"])
+    def skip(self, request, pk=None):
+        """Pass on this task: it goes to others, never back to you."""
+        assignment = services.skip_task(self.get_object().pk, request.user)
+        return Response(AssignmentSerializer(_assignments().get(pk=assignment.pk)).data)

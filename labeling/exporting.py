@@ -1,0 +1,184 @@
+"""Preference export, streamed: rows are read in keyset pages (id > last id, LIMIT n) and
+encoded with orjson page by page, so memory stays flat however large the dataset.
+
+Formats: `standard` and `conversational` (TRL preference formats, one row per aggregated pair,
+see labeling.formats) and `raw` (one row per annotation: every annotator's tiers, ratings,
+flags, rationale and time, the annotator pseudonymised)."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+import orjson
+from django.conf import settings
+from django.utils import timezone
+
+from . import formats
+from .models import Annotation, Candidate, ComparisonTask, Project, Prompt
+from .services import LabelingError, preference_pairs
+
+FORMATS = ("standard", "conversational", "raw")
+PAGE_SIZE = 5000
+
+
+class ExportError(LabelingError):
+    status = 400
+    code = "invalid_export"
+
+
+@dataclass
+class ExportFilters:
+    rounds: list | None = None  # round numbers within the project
+    min_agreement: float | None = None
+    include_ties: bool = False
+    include_gold: bool = False
+    split: str | None = None
+
+    @classmethod
+    def from_params(cls, params) -> "ExportFilters":
+        """From query parameters (or command options): rounds=1,2 min_agreement=0.7
+        ties=include|exclude gold=include|exclude split=train|heldout."""
+        errors = {}
+        rounds = None
+        raw_rounds = params.get("rounds") or params.get("round")
+        if raw_rounds:
+            try:
+                rounds = sorted({int(r) for r in str(raw_rounds).split(",") if r.strip()})
+                if any(r < 0 or r > 2**31 for r in rounds):
+                    raise ValueError
+            except ValueError:
+                errors["rounds"] = "Round numbers, comma-separated (e.g. rounds=1,2)."
+        min_agreement = params.get("min_agreement")
+        if min_agreement not in (None, ""):
+            try:
+                min_agreement = float(min_agreement)
+                if not 0.0 <= min_agreement <= 1.0:
+                    raise ValueError
+            except (TypeError, ValueError):
+                errors["min_agreement"] = "A number from 0 to 1."
+                min_agreement = None
+        else:
+            min_agreement = None
+        include = {}
+        for name in ("ties", "gold"):
+            value = str(params.get(name) or "exclude").lower()
+            if value not in ("include", "exclude", "true", "false", "1", "0"):
+                errors[name] = "include or exclude."
+            include[name] = value in ("include", "true", "1")
+        split = params.get("split") or None
+        if split not in (None, *Prompt.Split.values):
+            errors["split"] = f"One of {', '.join(Prompt.Split.values)}."
+        if errors:
+            raise ExportError("Bad export filters: " + "; ".join(f"{k}: {v}" for k, v in errors.items()), errors)
+        return cls(rounds=rounds, min_agreement=min_agreement, include_ties=include["ties"],
+                   include_gold=include["gold"], split=split)
+
+
+def check_format(fmt) -> str:
+    fmt = (fmt or "standard").lower()
+    if fmt not in FORMATS:
+        raise ExportError(f"Unknown export format {fmt!r}; use one of {', '.join(FORMATS)}.",
+                          {"format": f"One of {', '.join(FORMATS)}."})
+    return fmt
+
+
+def export_filename(project: Project, fmt: str) -> str:
+    return f"{project.slug}-preferences-{fmt}-{timezone.now():%Y%m%d-%H%M%S}.jsonl"
+
+
+def pseudonym(user_id: int) -> str:
+    """A stable stand-in for an annotator: the same person has the same pseudonym in every
+    export, and nobody without the SECRET_KEY can map it back to the account."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"annotator:{user_id}".encode(), hashlib.sha256)
+    return "annotator-" + digest.hexdigest()[:16]
+
+
+def _round_ids(project, numbers):
+    from rlhf.models import Round
+
+    return list(Round.objects.filter(project=project, number__in=numbers).values_list("id", flat=True))
+
+
+def export_lines(project: Project, fmt: str, filters: ExportFilters, *, page_size=PAGE_SIZE):
+    """The export as an iterator of bytes chunks (one per keyset page) of JSON Lines."""
+    fmt = check_format(fmt)
+    if fmt == "raw":
+        pages = _raw_pages(project, filters, page_size)
+    else:
+        pages = _pair_pages(project, fmt, filters, page_size)
+    dumps = orjson.dumps
+    for rows in pages:
+        if rows:
+            yield b"\n".join(dumps(row) for row in rows) + b"\n"
+
+
+def export_rows(project: Project, fmt: str, filters: ExportFilters, *, page_size=PAGE_SIZE):
+    """The same rows as dicts (for tests and Python callers)."""
+    fmt = check_format(fmt)
+    pages = _raw_pages(project, filters, page_size) if fmt == "raw" else _pair_pages(project, fmt, filters, page_size)
+    for rows in pages:
+        yield from rows
+
+
+def _pair_pages(project, fmt, filters, page_size):
+    rounds = _round_ids(project, filters.rounds) if filters.rounds else None
+    if filters.rounds and not rounds:
+        return
+    pairs = preference_pairs(project, rounds=rounds, min_agreement=filters.min_agreement,
+                             include_ties=filters.include_ties, include_gold=filters.include_gold,
+                             split=filters.split)
+    make_row = formats.standard_row if fmt == "standard" else formats.conversational_row
+    prompt_cache = {}
+    last = 0
+    while True:
+        page = list(pairs.filter(id__gt=last).values_list(
+            "id", "prompt_id", "chosen_id", "rejected_id", "margin")[:page_size])
+        if not page:
+            return
+        last = page[-1][0]
+        # Pairs of one prompt share its messages and candidates: fetch each once per page.
+        texts = dict(Candidate.objects.filter(
+            id__in={c for row in page for c in (row[2], row[3])}).values_list("id", "text"))
+        wanted = {row[1] for row in page} - prompt_cache.keys()
+        if wanted:
+            prompt_cache = {pid: prompt_cache[pid] for pid in {row[1] for row in page} if pid in prompt_cache}
+            prompt_cache.update(Prompt.objects.filter(id__in=wanted).values_list("id", "messages"))
+        yield [make_row(pk, prompt_cache[prompt_id], texts[chosen], texts[rejected], margin)
+               for pk, prompt_id, chosen, rejected, margin in page]
+
+
+def _raw_pages(project, filters, page_size):
+    annotations = Annotation.objects.filter(task__project=project)
+    if filters.rounds:
+        annotations = annotations.filter(task__round__in=_round_ids(project, filters.rounds))
+    if not filters.include_gold:
+        annotations = annotations.filter(task__is_gold=False)
+    if filters.split:
+        annotations = annotations.filter(task__prompt__split=filters.split)
+    through = ComparisonTask.candidates.through
+    last = 0
+    while True:
+        page = list(annotations.filter(id__gt=last).order_by("id").values_list(
+            "id", "task_id", "task__prompt_id", "task__prompt__messages", "task__prompt__split", "task__is_gold",
+            "task__round__number", "annotator_id", "ranking", "pairwise_choice", "ratings", "flags", "rationale",
+            "ideal_answer", "time_on_task_ms", "created_at", "assignment__shown_order")[:page_size])
+        if not page:
+            return
+        last = page[-1][0]
+        candidates = {}
+        for task_id, cid, text, source, model in through.objects.filter(
+                comparisontask_id__in={row[1] for row in page}).order_by("candidate_id").values_list(
+                "comparisontask_id", "candidate_id", "candidate__text", "candidate__external_source",
+                "candidate__model_version__name"):
+            candidates.setdefault(task_id, []).append(
+                {"id": cid, "text": text, "origin": model or source or "hand-written"})
+        yield [{
+            "id": f"annotation-{pk}", "task_id": task_id, "prompt_id": prompt_id, "prompt": messages,
+            "candidates": candidates.get(task_id, []), "shown_order": shown_order,
+            "annotator": pseudonym(annotator_id), "ranking": ranking, "pairwise_choice": choice or None,
+            "ratings": ratings, "flags": flags, "rationale": rationale, "ideal_answer": ideal_answer,
+            "time_on_task_ms": time_ms, "created_at": created_at.isoformat(), "round": round_number,
+            "split": split, "is_gold": is_gold,
+        } for (pk, task_id, prompt_id, messages, split, is_gold, round_number, annotator_id, ranking, choice,
+               ratings, flags, rationale, ideal_answer, time_ms, created_at, shown_order) in page]

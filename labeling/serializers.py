@@ -1,0 +1,228 @@
+"""DRF serializers of the labeling API: shapes on the wire and input checks at the edge.
+State changes go through labeling.services (or labeling.importing)."""
+from rest_framework import serializers
+
+from .exporting import pseudonym
+from .importing import _RowChecker
+from .models import Annotation, Assignment, Candidate, ComparisonTask, PreferencePair, Project, Prompt
+
+
+def reject_nul(value, path="value"):
+    """Postgres text cannot hold NUL characters: refuse them here with a clear message."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise serializers.ValidationError(f"{path} contains a NUL character.")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            reject_nul(key, path)
+            reject_nul(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            reject_nul(item, f"{path}[{i}]")
+    return value
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    slug = serializers.SlugField(max_length=200, required=False)
+
+    class Meta:
+        model = Project
+        fields = [
+            "id", "name", "slug", "description", "instructions", "mode", "candidates_per_prompt", "overlap",
+            "lease_seconds", "allow_ties", "rating_aspects", "rating_scale", "flag_choices", "shuffle_positions",
+            "gold_share", "heldout_percent", "decoding_config", "flagged_candidates", "long_prompts",
+            "is_archived", "created_at",
+        ]
+        read_only_fields = ["id", "created_at"]
+
+    def validate(self, attrs):
+        reject_nul(attrs, "project")
+        for name in ("rating_aspects", "flag_choices"):
+            value = attrs.get(name)
+            if value is not None and (not isinstance(value, list) or not all(
+                    isinstance(a, str) and a.strip() and len(a) <= 100 for a in value)):
+                raise serializers.ValidationError({name: "A list of names."})
+        if "decoding_config" in attrs and not isinstance(attrs["decoding_config"], dict):
+            raise serializers.ValidationError({"decoding_config": "An object of decoding settings."})
+        mode = attrs.get("mode", getattr(self.instance, "mode", Project.Mode.PAIRWISE))
+        k = attrs.get("candidates_per_prompt", getattr(self.instance, "candidates_per_prompt", 2))
+        if mode == Project.Mode.PAIRWISE and k != 2:
+            raise serializers.ValidationError({"candidates_per_prompt": "Pairwise projects compare exactly 2."})
+        return attrs
+
+
+class AnnotatorProjectSerializer(serializers.ModelSerializer):
+    """What an annotator sees of a project they label."""
+
+    class Meta:
+        model = Project
+        fields = ["id", "name", "slug", "instructions", "mode", "candidates_per_prompt", "allow_ties",
+                  "rating_aspects", "rating_scale", "flag_choices"]
+        read_only_fields = fields
+
+
+class MessageSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["system", "user", "assistant"])
+    content = serializers.CharField(trim_whitespace=False)
+
+
+class PromptSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
+    messages = serializers.JSONField(
+        help_text='Text, or chat messages [{"role": "user", "content": "..."}] ending with the user\'s turn.')
+    external_id = serializers.CharField(max_length=255, required=False, allow_null=True)
+    tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+
+    class Meta:
+        model = Prompt
+        fields = ["id", "uid", "project", "messages", "external_id", "tags", "source", "split", "created_at"]
+        read_only_fields = ["id", "uid", "split", "created_at"]
+
+    def validate(self, attrs):
+        checker = _RowChecker(attrs["project"])
+        messages = checker._messages(1, attrs["messages"], field_name="messages")
+        if messages is None:
+            raise serializers.ValidationError({e["field"]: e["message"] for e in checker.errors.items})
+        attrs["messages"] = messages
+        reject_nul(attrs, "prompt")
+        external_id = attrs.get("external_id")
+        if external_id and Prompt.objects.filter(project=attrs["project"], external_id=external_id).exists():
+            raise serializers.ValidationError({"external_id": "This project already has a prompt with this id."})
+        return attrs
+
+
+class CandidateSerializer(serializers.ModelSerializer):
+    text = serializers.CharField(trim_whitespace=False)
+    origin = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Candidate
+        fields = ["id", "prompt", "text", "external_source", "external_id", "model_version", "decoding",
+                  "prompt_tokens", "completion_tokens", "latency_ms", "generation_note", "moderation",
+                  "is_flagged", "origin", "created_at"]
+        read_only_fields = ["id", "model_version", "decoding", "prompt_tokens", "completion_tokens", "latency_ms",
+                            "generation_note", "moderation", "is_flagged", "origin", "created_at"]
+
+    def validate_text(self, value):
+        if not value.strip():
+            raise serializers.ValidationError("An answer cannot be empty.")
+        return value
+
+
+class ShownCandidateSerializer(serializers.ModelSerializer):
+    """A candidate as an annotator sees it: no origin, so nothing gives the source away."""
+
+    class Meta:
+        model = Candidate
+        fields = ["id", "text", "is_flagged"]
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    candidate_ids = serializers.PrimaryKeyRelatedField(
+        source="candidates", many=True, queryset=Candidate.objects.all())
+    round_number = serializers.IntegerField(source="round.number", read_only=True, allow_null=True)
+
+    class Meta:
+        model = ComparisonTask
+        fields = ["id", "project", "prompt", "candidate_ids", "round", "round_number", "status", "overlap",
+                  "annotations_done", "leased", "is_gold", "gold_ranking", "priority", "created_at", "completed_at"]
+        read_only_fields = ["id", "project", "round", "round_number", "status", "overlap", "annotations_done",
+                            "leased", "created_at", "completed_at", "priority"]
+
+
+class TaskCreateSerializer(serializers.Serializer):
+    prompt = serializers.PrimaryKeyRelatedField(queryset=Prompt.objects.all())
+    candidate_ids = serializers.PrimaryKeyRelatedField(many=True, queryset=Candidate.objects.all())
+    is_gold = serializers.BooleanField(default=False)
+    gold_ranking = serializers.JSONField(required=False, allow_null=True,
+                                         help_text="Tiers of candidate ids, best first (gold tasks).")
+
+
+class AssignmentSerializer(serializers.ModelSerializer):
+    """An annotator's assignment: the task's prompt and candidates in the order shown."""
+
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    prompt = serializers.SerializerMethodField()
+    candidates = serializers.SerializerMethodField()
+    annotation = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Assignment
+        fields = ["id", "task", "project", "status", "prompt", "candidates", "shown_order", "leased_at",
+                  "expires_at", "finished_at", "annotation"]
+        read_only_fields = fields
+
+    def get_prompt(self, obj) -> list:
+        return obj.task.prompt.messages
+
+    def get_candidates(self, obj) -> list:
+        by_id = {c.pk: c for c in obj.task.candidates.all()}
+        return ShownCandidateSerializer([by_id[int(i)] for i in obj.shown_order if int(i) in by_id], many=True).data
+
+    def get_annotation(self, obj) -> dict | None:
+        annotation = getattr(obj, "annotation", None) if obj.status == Assignment.Status.SUBMITTED else None
+        return AnnotationSerializer(annotation).data if annotation else None
+
+
+class SubmissionSerializer(serializers.Serializer):
+    """A ranking as tiers of candidate ids best first (ties share a tier), or for two
+    candidates a pairwise choice (a, b, tie, both_bad) in the order shown."""
+
+    ranking = serializers.JSONField(required=False, help_text="e.g. [[12], [14, 15], [13]]")
+    choice = serializers.ChoiceField(choices=Annotation.PairwiseChoice.choices, required=False)
+    ratings = serializers.DictField(child=serializers.DictField(), required=False,
+                                    help_text='{"candidate id": {"aspect": score}}')
+    flags = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False,
+                                  help_text='{"candidate id": ["flag", ...]}')
+    rationale = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    ideal_answer = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    time_on_task_ms = serializers.IntegerField(required=False, min_value=0)
+
+    def validate(self, attrs):
+        return reject_nul(attrs, "submission")
+
+
+class AnnotationSerializer(serializers.ModelSerializer):
+    annotator = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Annotation
+        fields = ["id", "task", "annotator", "ranking", "pairwise_choice", "ratings", "flags", "rationale",
+                  "ideal_answer", "time_on_task_ms", "created_at"]
+        read_only_fields = fields
+
+    def get_annotator(self, obj) -> str:
+        # Admins see who; annotators only ever see their own (and know who they are).
+        request = self.context.get("request")
+        if request is not None and request.user.is_staff:
+            return obj.annotator.username
+        return pseudonym(obj.annotator_id)
+
+
+class PairSerializer(serializers.ModelSerializer):
+    export_id = serializers.SerializerMethodField()
+    round_number = serializers.IntegerField(source="round.number", read_only=True, allow_null=True)
+
+    class Meta:
+        model = PreferencePair
+        fields = ["id", "export_id", "project", "task", "prompt", "round", "round_number", "candidate_a",
+                  "candidate_b", "chosen", "rejected", "votes_a", "votes_b", "votes_tie", "is_tie", "agreement",
+                  "margin", "is_gold", "split", "updated_at"]
+        read_only_fields = fields
+
+    def get_export_id(self, obj) -> str:
+        from .formats import pair_id
+
+        return pair_id(obj.pk)
+
+
+class ImportReportSerializer(serializers.Serializer):
+    prompts_created = serializers.IntegerField()
+    prompts_skipped_existing = serializers.IntegerField()
+    candidates_created = serializers.IntegerField()
+    tasks_created = serializers.IntegerField()
+
+
+class ImportUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="A .jsonl or .csv file.")
+    format = serializers.ChoiceField(choices=["jsonl", "csv"], required=False)

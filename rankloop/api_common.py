@@ -1,0 +1,73 @@
+"""What every app's API shares: keyset pagination, the admin permission, the per-token
+throttle and the mapping of service errors to HTTP answers."""
+from django.db import DataError
+from rest_framework import exceptions, permissions, status
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
+
+
+class IdCursorPagination(CursorPagination):
+    """Keyset pagination on the primary key: a page never repeats or skips a row when others
+    insert or delete rows meanwhile (offsets would)."""
+
+    ordering = "id"
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class IsAdmin(permissions.BasePermission):
+    message = "Only project admins (staff) may use this endpoint."
+
+    def has_permission(self, request, view):
+        return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+
+
+class IsAdminOrReadOnly(IsAdmin):
+    def has_permission(self, request, view):
+        if request.method in permissions.SAFE_METHODS:
+            return bool(request.user and request.user.is_authenticated)
+        return super().has_permission(request, view)
+
+
+class TokenRateThrottle(SimpleRateThrottle):
+    """Throttles each API token on its own (the user throttle counts all of a user's
+    requests together); requests without a token are left to the user/anon throttles."""
+
+    scope = "token"
+
+    def get_cache_key(self, request, view):
+        key = getattr(request.auth, "key", None)
+        if not key:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": key}
+
+
+class IgnoreFormatParam(DefaultContentNegotiation):
+    """For views whose own `format` query parameter names a file format, not a renderer."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+def exception_handler(exc, context):
+    """Service refusals (LabelingError and the other apps' errors with a `status`) become
+    their HTTP status with the message; data the database refuses becomes a 400."""
+    status_code = getattr(exc, "status", None)
+    message = getattr(exc, "message", None)
+    if isinstance(status_code, int) and message is not None and not isinstance(exc, exceptions.APIException):
+        body = {"detail": message}
+        errors = getattr(exc, "errors", None)
+        if errors:
+            body["errors"] = errors
+        code = getattr(exc, "code", None)
+        if code:
+            body["code"] = code
+        return Response(body, status=status_code)
+    if isinstance(exc, DataError):
+        return Response({"detail": f"The database refused this data: {exc}".strip()},
+                        status=status.HTTP_400_BAD_REQUEST)
+    from rest_framework.views import exception_handler as drf_exception_handler  # views import this module
+
+    return drf_exception_handler(exc, context)
