@@ -75,3 +75,51 @@ class Deployment(models.Model):
 
     def __str__(self):
         return f"{self.model_version} on {self.project}"
+
+
+class GenerationJob(models.Model):
+    """One run of candidate generation for a set of prompts: its progress shows on the
+    project page, and a failure keeps its reason."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey("labeling.Project", on_delete=models.CASCADE, related_name="generation_jobs")
+    round = models.ForeignKey(
+        "rlhf.Round", null=True, blank=True, on_delete=models.SET_NULL, related_name="generation_jobs"
+    )
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="generation_jobs"
+    )
+    prompt_ids = models.JSONField(default=list)
+    decoding = models.JSONField(default=dict, blank=True, help_text="Overrides of the project's decoding config.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0, help_text="Prompts handled (generated, skipped or refused).")
+    tasks_created = models.PositiveIntegerField(default=0)
+    refused = models.JSONField(default=list, blank=True, help_text='[{"prompt": id, "reason": "..."}]')
+    error = models.TextField(blank=True)
+    celery_task_id = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Generation {self.pk} on {self.project} ({self.status})"
+
+    @property
+    def percent(self):
+        return round(100 * self.done / self.total) if self.total else 0
+
+    @property
+    def is_finished(self):
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)

