@@ -1,0 +1,102 @@
+"""Training data for a round, from the stored preference pairs: TRL's conversational
+preference rows, split by prompt (Prompt.split, stable across rounds), gold tasks excluded."""
+from __future__ import annotations
+
+from labeling.formats import conversational_row
+from labeling.models import Annotation, Prompt
+from labeling.services import preference_pairs
+
+FILTER_KEYS = {"min_agreement", "include_ties", "rounds"}
+
+
+def _error(message):
+    from .services import RoundError
+
+    return RoundError(message)
+
+
+def validate_filters(project, filters) -> dict:
+    """{"min_agreement": 0..1, "include_ties": bool, "rounds": [round numbers]}"""
+    if not isinstance(filters, dict):
+        raise _error("Data filters must be an object, e.g. {\"min_agreement\": 0.6}.")
+    bad = sorted(set(filters) - FILTER_KEYS)
+    if bad:
+        raise _error(f"Unknown data filter(s) {', '.join(bad)}; use {', '.join(sorted(FILTER_KEYS))}.")
+    clean = {}
+    if filters.get("min_agreement") not in (None, ""):
+        try:
+            value = float(filters["min_agreement"])
+        except (TypeError, ValueError):
+            raise _error("min_agreement must be a number between 0 and 1.")
+        if not 0.0 <= value <= 1.0:
+            raise _error("min_agreement must be between 0 and 1.")
+        clean["min_agreement"] = value
+    if "include_ties" in filters:
+        if not isinstance(filters["include_ties"], bool):
+            raise _error("include_ties must be true or false.")
+        clean["include_ties"] = filters["include_ties"]
+    if filters.get("rounds"):
+        rounds = filters["rounds"]
+        if not isinstance(rounds, list) or not all(isinstance(n, int) and not isinstance(n, bool) for n in rounds):
+            raise _error("rounds must be a list of round numbers.")
+        known = set(project.rounds.filter(number__in=rounds).values_list("number", flat=True))
+        missing = sorted(set(rounds) - known)
+        if missing:
+            raise _error(f"{project} has no round(s) {', '.join(map(str, missing))}.")
+        clean["rounds"] = sorted(set(rounds))
+    return clean
+
+
+def filtered_pairs(project, filters: dict, *, split=None):
+    rounds = None
+    if filters.get("rounds"):
+        rounds = list(project.rounds.filter(number__in=filters["rounds"]))
+    return preference_pairs(project, rounds=rounds, min_agreement=filters.get("min_agreement"),
+                            include_ties=filters.get("include_ties", False), include_gold=False, split=split)
+
+
+def check_enough_data(project, filters: dict) -> dict:
+    """Refuse, saying what is missing, when the pairs cannot train a reward model: none at all,
+    only ties, a single prompt, or nothing on the training side of the split."""
+    everything = preference_pairs(project, include_ties=True, include_gold=False)
+    if not everything.exists():
+        raise _error(f"{project} has no preference pairs yet: annotators must rank candidates "
+                     "on at least two prompts before a round can train.")
+    if not everything.filter(is_tie=False).exists():
+        raise _error(f"All {everything.count()} preference pairs of {project} are ties; a reward model "
+                     "needs pairs where annotators preferred one answer.")
+    pairs = filtered_pairs(project, filters)
+    count = pairs.count()
+    if count == 0:
+        raise _error(f"No preference pairs of {project} pass the data filters {filters}; loosen them.")
+    prompts = pairs.values("prompt_id").distinct().count()
+    if prompts < 2:
+        raise _error(f"All {count} usable preference pairs come from one prompt; rank candidates on at "
+                     "least two prompts so training and evaluation are not the same question.")
+    train = pairs.filter(split=Prompt.Split.TRAIN).count()
+    if train == 0:
+        raise _error(f"All {count} usable preference pairs are on held-out prompts; none is left to train on. "
+                     "Label more prompts.")
+    return {"pairs": count, "prompts": prompts, "train_pairs": train, "heldout_pairs": count - train}
+
+
+def preference_rows(project, filters: dict, *, split: str) -> list[dict]:
+    """TRL conversational preference rows for one side of the split."""
+    pairs = filtered_pairs(project, filters, split=split).select_related("prompt", "chosen", "rejected")
+    return [conversational_row(p.pk, p.prompt.messages, p.chosen.text, p.rejected.text, p.margin) for p in pairs]
+
+
+def policy_prompts(project, *, split: str = Prompt.Split.TRAIN, limit: int | None = None) -> list[list[dict]]:
+    """Prompt messages to optimize (or evaluate) the policy on, in stable order."""
+    prompts = Prompt.objects.filter(project=project, split=split).order_by("id").values_list("messages", flat=True)
+    if limit:
+        prompts = prompts[:limit]
+    return list(prompts)
+
+
+def demonstrations(project) -> list[dict]:
+    """Annotators' rewritten ideal answers as SFT chat rows (training side of the split only)."""
+    rows = (Annotation.objects.filter(task__project=project, task__is_gold=False,
+                                      task__prompt__split=Prompt.Split.TRAIN)
+            .exclude(ideal_answer="").select_related("task__prompt").order_by("id"))
+    return [{"messages": [*a.task.prompt.messages, {"role": "assistant", "content": a.ideal_answer}]} for a in rows]

@@ -1,0 +1,434 @@
+"""Every state change of a round and its training runs, one named function each.
+
+Views, the API, Celery tasks and management commands call these. A round moves
+draft → generating → labeling → training → evaluating → deployed (or failed / cancelled);
+each move is recorded with who and when, and a move the machine does not allow is refused."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from . import config as round_config
+from .models import MetricPoint, Round, RoundTransition, TrainingRun
+
+logger = logging.getLogger(__name__)
+
+S = Round.State
+TRANSITIONS = {
+    S.DRAFT: {S.GENERATING, S.LABELING, S.TRAINING, S.CANCELLED},
+    S.GENERATING: {S.LABELING, S.FAILED, S.CANCELLED},
+    S.LABELING: {S.TRAINING, S.CANCELLED},
+    S.TRAINING: {S.EVALUATING, S.FAILED, S.CANCELLED},
+    S.EVALUATING: {S.DEPLOYED, S.FAILED, S.CANCELLED},
+    S.DEPLOYED: set(),
+    S.FAILED: {S.TRAINING},  # retry
+    S.CANCELLED: {S.TRAINING},  # retry
+}
+ACTIVE_STATES = {S.GENERATING, S.TRAINING, S.EVALUATING}
+UNFINISHED_RUN = [TrainingRun.Status.PENDING, TrainingRun.Status.RUNNING]
+LOG_TAIL_CHARS = 8000
+
+
+class RoundError(ValueError):
+    """A refused round operation; the message says why, for the person who asked."""
+
+
+# --- the state machine -------------------------------------------------------------------
+
+
+def transition(round: Round, to_state: str, *, user=None, note: str = "") -> Round:
+    """Move a round to `to_state`, recording who and when; refuse a move the machine forbids."""
+    with transaction.atomic():
+        locked = Round.objects.select_for_update().get(pk=round.pk)
+        if to_state not in TRANSITIONS[locked.state]:
+            raise RoundError(
+                f"Round {locked.number} is {locked.get_state_display().lower()}; "
+                f"it cannot become {Round.State(to_state).label.lower()}."
+            )
+        RoundTransition.objects.create(
+            round=locked, from_state=locked.state, to_state=to_state,
+            by=user if user is not None and user.is_authenticated else None, note=note[:2000],
+        )
+        locked.state = to_state
+        locked.save(update_fields=["state", "updated_at"])
+    round.state = to_state
+    return round
+
+
+def fail_round(round: Round, reason: str, *, user=None) -> bool:
+    """Mark a round failed with its reason (no-op if it already ended). True if it changed."""
+    with transaction.atomic():
+        locked = Round.objects.select_for_update().get(pk=round.pk)
+        if S.FAILED not in TRANSITIONS[locked.state]:
+            return False
+        Round.objects.filter(pk=locked.pk).update(error=reason)
+        transition(locked, S.FAILED, user=user, note=reason)
+    round.state, round.error = S.FAILED, reason
+    return True
+
+
+# --- launching ----------------------------------------------------------------------------
+
+
+def next_round_number(project) -> int:
+    return (Round.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
+
+
+def start_labeling_round(project, prompts, *, user=None, k=None, decoding=None) -> Round:
+    """A new round whose candidates the deployed policy writes (Celery, gpu queue); it moves to
+    labeling when they are in. Refuses when no policy is deployed or no prompts are given."""
+    from models_app.services import deployed_policy
+
+    prompts = list(prompts)
+    if not prompts:
+        raise RoundError("Choose at least one prompt to generate candidates for.")
+    policy = deployed_policy(project)
+    if policy is None:
+        raise RoundError(f"No policy is deployed on {project}; deploy one before generating candidates.")
+    with transaction.atomic():
+        round = Round.objects.create(
+            project=project, number=next_round_number(project), started_by=_user(user),
+            policy_in=policy,
+            hyperparameters={"generation": {"k": k, "decoding": decoding or {}}},
+        )
+        transition(round, S.GENERATING, user=user, note=f"{len(prompts)} prompts")
+        prompt_ids = [p.pk for p in prompts]
+        transaction.on_commit(lambda: _enqueue_generation(round.pk, prompt_ids))
+    return round
+
+
+def _enqueue_generation(round_id, prompt_ids):
+    from . import tasks
+
+    tasks.run_generation.delay(round_id, prompt_ids)
+
+
+def generate_for_round(round: Round, prompt_ids) -> int:
+    """Write the round's candidates with the deployed policy, then open it for labeling."""
+    from labeling.models import Prompt
+    from models_app import services as model_services
+
+    round.refresh_from_db()
+    if round.state != S.GENERATING:
+        return 0
+    options = round.hyperparameters.get("generation", {})
+    try:
+        tasks_made = model_services.generate_candidates(
+            round.project, list(Prompt.objects.filter(pk__in=prompt_ids, project=round.project)),
+            k=options.get("k"), decoding=options.get("decoding") or None, round=round,
+        )
+    except Exception as exc:  # the reason goes on the round, for the admin to read
+        logger.exception("generation for %s failed", round)
+        fail_round(round, f"Generating candidates failed: {exc}")
+        return 0
+    transition(round, S.LABELING, note=f"{len(tasks_made)} comparison tasks")
+    return len(tasks_made)
+
+
+def launch_round(project, *, user, algorithm, hyperparameters=None, data_filters=None, deploy_rule=None) -> Round:
+    """Validate a round's settings and its data, then enqueue its chain of training tasks.
+
+    Uses the project's round in labeling if there is one (its labels are the newest), else a
+    new round. Refuses with a RoundError saying what is wrong or missing."""
+    from models_app.services import deployed_policy
+
+    from . import datasets
+
+    algorithm = (algorithm or "").lower()
+    if algorithm not in Round.Algorithm.values:
+        raise RoundError(f"Unknown algorithm {algorithm!r}; choose one of {', '.join(Round.Algorithm.values)}.")
+    hyperparameters = round_config.validate_hyperparameters(algorithm, hyperparameters or {})
+    data_filters = datasets.validate_filters(project, data_filters or {})
+    deploy_rule = round_config.validate_deploy_rule(deploy_rule or {})
+    if Round.objects.filter(project=project, state__in=[S.TRAINING, S.EVALUATING]).exists():
+        busy = Round.objects.filter(project=project, state__in=[S.TRAINING, S.EVALUATING]).first()
+        raise RoundError(f"Round {busy.number} of {project} is still {busy.state}; wait for it or cancel it.")
+    policy = deployed_policy(project)
+    if policy is None:
+        raise RoundError(f"No policy is deployed on {project}; a round starts from the deployed policy.")
+    datasets.check_enough_data(project, data_filters)
+    with transaction.atomic():
+        round = (
+            Round.objects.select_for_update().filter(project=project, state=S.LABELING).order_by("-number").first()
+        )
+        if round is None:
+            round = Round.objects.create(project=project, number=next_round_number(project), started_by=_user(user))
+        round.algorithm = algorithm
+        round.hyperparameters = {**hyperparameters, **(
+            {"generation": round.hyperparameters["generation"]} if "generation" in round.hyperparameters else {})}
+        round.data_filters = data_filters
+        round.deploy_rule = deploy_rule
+        round.policy_in = policy
+        round.started_by = round.started_by or _user(user)
+        round.error = ""
+        round.save()
+        transition(round, S.TRAINING, user=user, note=f"{algorithm} from {policy}")
+        for kind in stages(round):
+            TrainingRun.objects.create(round=round, kind=kind, config=round_config.stage_config(round, kind))
+        transaction.on_commit(lambda: enqueue_chain(round))
+    return round
+
+
+def stages(round: Round) -> list[str]:
+    """The runs of a round, in order: optional SFT, the reward model, the policy, evaluation."""
+    kinds = []
+    if round.hyperparameters.get("sft", {}).get("enabled"):
+        kinds.append(TrainingRun.Kind.SFT)
+    kinds += [TrainingRun.Kind.REWARD, round.algorithm, TrainingRun.Kind.EVAL]
+    return kinds
+
+
+def enqueue_chain(round: Round):
+    """One Celery task per unfinished run, chained on the gpu queue; ids are kept on the runs."""
+    from celery import chain
+
+    from . import tasks
+
+    runs = list(round.runs.filter(status=TrainingRun.Status.PENDING).order_by("id"))
+    if not runs:
+        return None
+    signatures = [tasks.task_for_run(run).si(run.pk) for run in runs]
+    result = chain(*signatures).apply_async()
+    node, ids = result, []
+    while node is not None:
+        ids.append(node.id)
+        node = node.parent
+    for run, celery_id in zip(runs, reversed(ids)):
+        TrainingRun.objects.filter(pk=run.pk).update(celery_id=celery_id)
+    return result
+
+
+def _user(user):
+    return user if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+# --- cancel, retry -------------------------------------------------------------------------
+
+
+def cancel_round(round: Round, *, user) -> Round:
+    """Stop a round: pending runs are revoked, a running one stops at its next step."""
+    from rankloop.celery import app
+
+    with transaction.atomic():
+        round.refresh_from_db()
+        if S.CANCELLED not in TRANSITIONS[round.state]:
+            raise RoundError(f"Round {round.number} is {round.state}; only an unfinished round can be cancelled.")
+        unfinished = list(round.runs.filter(status__in=UNFINISHED_RUN))
+        round.runs.filter(status=TrainingRun.Status.PENDING).update(
+            status=TrainingRun.Status.CANCELLED, finished_at=timezone.now(), cancel_requested=True)
+        round.runs.filter(status=TrainingRun.Status.RUNNING).update(cancel_requested=True)
+        transition(round, S.CANCELLED, user=user, note="cancelled")
+    for run in unfinished:
+        if run.celery_id and run.status == TrainingRun.Status.PENDING:
+            app.control.revoke(run.celery_id)
+    return round
+
+
+def retry_round(round: Round, *, user) -> Round:
+    """Run a failed or cancelled round again from where it stopped: finished runs are kept,
+    the rest start over, resuming from their last checkpoint where there is one."""
+    from . import datasets
+
+    round.refresh_from_db()
+    if round.state not in (S.FAILED, S.CANCELLED):
+        raise RoundError(f"Round {round.number} is {round.state}; only a failed or cancelled round can be retried.")
+    if not round.runs.exists():
+        raise RoundError(f"Round {round.number} never trained; launch it instead.")
+    if round.runs.filter(status=TrainingRun.Status.RUNNING).exists():
+        raise RoundError("A run of this round is still stopping; retry in a moment.")
+    datasets.check_enough_data(round.project, round.data_filters)
+    with transaction.atomic():
+        for run in round.runs.exclude(status=TrainingRun.Status.SUCCEEDED):
+            run.status = TrainingRun.Status.PENDING
+            run.cancel_requested = False
+            run.error = ""
+            run.finished_at = None
+            run.log_tail = _tail(run.log_tail + f"\n--- retried by {user or 'system'} at {timezone.now():%H:%M:%S}\n")
+            run.save(update_fields=["status", "cancel_requested", "error", "finished_at", "log_tail"])
+        Round.objects.filter(pk=round.pk).update(error="")
+        transition(round, S.TRAINING, user=user, note="retry")
+        transaction.on_commit(lambda: enqueue_chain(round))
+    return round
+
+
+# --- deploy and rollback -------------------------------------------------------------------
+
+
+def deploy_round(round: Round, *, user, note: str = "") -> Round:
+    """Deploy the round's new policy on its project; the next generation uses it."""
+    from models_app import services as model_services
+
+    round.refresh_from_db()
+    if round.state != S.EVALUATING or round.policy_out is None:
+        raise RoundError(f"Round {round.number} is {round.state}; only an evaluated round with a new policy "
+                         "can be deployed.")
+    if round.runs.filter(kind=TrainingRun.Kind.EVAL).exclude(status=TrainingRun.Status.SUCCEEDED).exists():
+        raise RoundError(f"Round {round.number} is still being evaluated; deploy it when the evaluation is done.")
+    with transaction.atomic():
+        try:
+            model_services.deploy(round.project, round.policy_out, user=_user(user),
+                                  note=note or f"round {round.number}")
+        except model_services.ModelRegistryError as exc:
+            raise RoundError(str(exc)) from exc
+        transition(round, S.DEPLOYED, user=user, note=note or "deployed")
+    return round
+
+
+def rollback_round(round: Round, *, user) -> Round:
+    """Put back the policy the round started from, when the round's policy is the one serving."""
+    from models_app import services as model_services
+
+    round.refresh_from_db()
+    if round.state != S.DEPLOYED:
+        raise RoundError(f"Round {round.number} is {round.state}; only a deployed round can be rolled back.")
+    active = model_services.deployed_policy(round.project)
+    if active is None or active.pk != round.policy_out_id:
+        raise RoundError(f"Round {round.number}'s policy is no longer the deployed one; nothing to roll back.")
+    with transaction.atomic():
+        model_services.rollback(round.project, user=_user(user), to=round.policy_in)
+        RoundTransition.objects.create(round=round, from_state=round.state, to_state=round.state,
+                                       by=_user(user), note=f"rolled back to {round.policy_in}")
+    return round
+
+
+def apply_deploy_rule(round: Round) -> bool:
+    """Deploy automatically when the round's rule holds on its evaluation metrics."""
+    holds, reason = round_config.deploy_rule_holds(round.deploy_rule, round.metrics)
+    if not holds:
+        if reason:
+            RoundTransition.objects.create(round=round, from_state=round.state, to_state=round.state,
+                                           note=f"not deployed automatically: {reason}")
+        return False
+    deploy_round(round, user=None, note=f"auto-deploy: {reason}")
+    return True
+
+
+# --- training runs: progress, metrics, heartbeat --------------------------------------------
+
+
+def start_run(run: TrainingRun, *, celery_id: str = "") -> bool:
+    """Claim a pending run for this worker. False when it should not run (cancelled, failed by
+    the reaper, finished, or its round is no longer training)."""
+    now = timezone.now()
+    with transaction.atomic():
+        locked = TrainingRun.objects.select_for_update(of=("self",)).select_related("round").get(pk=run.pk)
+        if locked.status != TrainingRun.Status.PENDING or locked.cancel_requested:
+            return False
+        if locked.round and locked.round.state not in (S.TRAINING, S.EVALUATING):
+            return False
+        fields = {"status": TrainingRun.Status.RUNNING, "started_at": now, "heartbeat_at": now, "error": ""}
+        if celery_id:
+            fields["celery_id"] = celery_id
+        TrainingRun.objects.filter(pk=run.pk).update(**fields)
+    run.refresh_from_db()
+    return True
+
+
+def heartbeat(run_id: int) -> None:
+    TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING).update(heartbeat_at=timezone.now())
+
+
+def record_progress(run_id: int, *, step: int, total: int | None = None) -> bool:
+    """Step of total and heartbeat; returns True when a cancel was asked for."""
+    fields = {"step": step, "heartbeat_at": timezone.now()}
+    if total:
+        fields["total_steps"] = total
+    TrainingRun.objects.filter(pk=run_id).update(**fields)
+    return TrainingRun.objects.filter(pk=run_id, cancel_requested=True).exists()
+
+
+def record_metrics(run_id: int, step: int, values: dict) -> None:
+    points = [MetricPoint(run_id=run_id, step=step, name=str(name)[:100], value=float(value))
+              for name, value in values.items()
+              if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value]
+    MetricPoint.objects.bulk_create(points)
+
+
+def append_log(run_id: int, text: str) -> None:
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().only("log_tail").get(pk=run_id)
+        TrainingRun.objects.filter(pk=run_id).update(log_tail=_tail(run.log_tail + text))
+
+
+def _tail(text: str) -> str:
+    return text[-LOG_TAIL_CHARS:]
+
+
+def finish_run(run: TrainingRun, status: str, *, error: str = "") -> None:
+    """A run ends: succeeded, cancelled or failed (then its round fails with the reason)."""
+    TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING).update(
+        status=status, error=error[:5000], finished_at=timezone.now())
+    if status == TrainingRun.Status.FAILED and run.round_id:
+        fail_round(run.round, f"{run.get_kind_display()} run {run.pk} failed: {error}")
+
+
+def set_round_outputs(round: Round, **fields) -> None:
+    """policy_out / reward_model / metrics, written by the runs of the round."""
+    Round.objects.filter(pk=round.pk).update(**fields, updated_at=timezone.now())
+    for name, value in fields.items():
+        setattr(round, name, value)
+
+
+def merge_round_metrics(round: Round, values: dict) -> None:
+    with transaction.atomic():
+        locked = Round.objects.select_for_update().get(pk=round.pk)
+        locked.metrics = {**locked.metrics, **values}
+        locked.save(update_fields=["metrics", "updated_at"])
+    round.metrics = locked.metrics
+
+
+def reap_lost_runs(*, now=None, timeout_s: int | None = None) -> int:
+    """Periodic (beat): runs whose worker stopped sending heartbeats are failed with the
+    reason, and so are their rounds, so that no round stays in training."""
+    now = now or timezone.now()
+    timeout_s = timeout_s or settings.RLHF_HEARTBEAT_TIMEOUT_S
+    cutoff = now - timedelta(seconds=timeout_s)
+    lost = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=cutoff)
+    count = 0
+    for run in lost.select_related("round"):
+        reason = (f"The worker stopped sending heartbeats (last at {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC, "
+                  f"over {timeout_s} s ago): it probably died or lost its connection. Retry the round to resume.")
+        updated = TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING).update(
+            status=TrainingRun.Status.FAILED, error=reason, finished_at=now)
+        if updated:
+            count += 1
+            if run.round_id:
+                fail_round(run.round, f"{run.get_kind_display()} run {run.pk} lost: {reason}")
+                run.round.runs.filter(status=TrainingRun.Status.PENDING).update(
+                    status=TrainingRun.Status.CANCELLED, finished_at=now)
+    return count
+
+
+def round_progress(round: Round) -> dict:
+    """The round's runs with their progress, for the live progress bar."""
+    runs = list(round.runs.all())
+    done = sum(1 for r in runs if r.status == TrainingRun.Status.SUCCEEDED)
+    current = next((r for r in runs if r.status == TrainingRun.Status.RUNNING), None)
+    fraction = done
+    if current and current.total_steps:
+        fraction += min(current.step / current.total_steps, 1.0)
+    return {
+        "runs": runs, "current": current,
+        "percent": round_percent(fraction, len(runs)),
+        "active": round.state in ACTIVE_STATES,
+    }
+
+
+def round_percent(fraction, total):
+    return int(100 * fraction / total) if total else 0
+
+
+def metric_series(round: Round) -> dict:
+    """{run label: {metric name: [[step, value], ...]}} for the charts."""
+    series = {}
+    rows = (MetricPoint.objects.filter(run__round=round).order_by("run_id", "step", "id")
+            .values_list("run_id", "run__kind", "name", "step", "value"))
+    for run_id, kind, name, step, value in rows:
+        series.setdefault(f"{kind} #{run_id}", {}).setdefault(name, []).append([step, value])
+    return series
+

@@ -1,0 +1,53 @@
+"""Celery tasks of a round: thin, each calls one service. train_* and run_* go to the gpu queue."""
+from celery import shared_task
+
+from . import services
+from .models import TrainingRun
+
+
+def _execute(task, run_id):
+    from . import trainers  # torch and TRL load only in workers
+
+    run = TrainingRun.objects.select_related("round").get(pk=run_id)
+    return trainers.execute(run, celery_id=task.request.id or "")
+
+
+@shared_task(bind=True, name="rlhf.tasks.train_reward_model")
+def train_reward_model(self, run_id):
+    return _execute(self, run_id)
+
+
+@shared_task(bind=True, name="rlhf.tasks.train_sft")
+def train_sft(self, run_id):
+    return _execute(self, run_id)
+
+
+@shared_task(bind=True, name="rlhf.tasks.train_policy")
+def train_policy(self, run_id):
+    return _execute(self, run_id)
+
+
+@shared_task(bind=True, name="rlhf.tasks.run_evaluation")
+def run_evaluation(self, run_id):
+    return _execute(self, run_id)
+
+
+@shared_task(name="rlhf.tasks.run_generation")
+def run_generation(round_id, prompt_ids):
+    from .models import Round
+
+    return services.generate_for_round(Round.objects.get(pk=round_id), prompt_ids)
+
+
+@shared_task(name="rlhf.tasks.reap_lost_runs")
+def reap_lost_runs():
+    """Periodic (beat): fail runs whose worker stopped sending heartbeats."""
+    return services.reap_lost_runs()
+
+
+def task_for_run(run: TrainingRun):
+    return {
+        TrainingRun.Kind.REWARD: train_reward_model,
+        TrainingRun.Kind.SFT: train_sft,
+        TrainingRun.Kind.EVAL: run_evaluation,
+    }.get(run.kind, train_policy)
