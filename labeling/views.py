@@ -1,9 +1,139 @@
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+"""HTML views of the labeling app. Thin: every state change goes through `services`."""
+import functools
+import string
 
-from . import services
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from . import forms, services
+from .models import Annotation, Assignment, Candidate, Project
+
+
+def labeling_errors(view):
+    """A LabelingError becomes its status with its message: a fragment for htmx, a page otherwise."""
+
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except services.LabelingError as exc:
+            template = "labeling/_error.html" if request.htmx else "labeling/error.html"
+            return render(request, template, {"message": exc.message, "errors": exc.errors}, status=exc.status)
+
+    return wrapped
+
+
+def staff_required(view):
+    @functools.wraps(view)
+    @login_required
+    def wrapped(request, *args, **kwargs):
+        if not request.user.is_staff:
+            raise PermissionDenied("Only staff can open this page.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _member_project(request, slug) -> Project:
+    project = get_object_or_404(Project, slug=slug, is_archived=False)
+    services.ensure_member(project, request.user)
+    return project
 
 
 @login_required
+@require_GET
 def home(request):
-    return render(request, "labeling/home.html", {"projects": services.projects_for(request.user)})
+    projects = [
+        {"project": project, "progress": services.annotator_progress(project, request.user)}
+        for project in services.projects_for(request.user)
+    ]
+    return render(request, "labeling/home.html", {"projects": projects})
+
+
+def _task_context(request, project, assignment):
+    context = {
+        "project": project,
+        "assignment": assignment,
+        "progress": services.annotator_progress(project, request.user),
+        "flags": project.flags,
+        "rating_range": range(1, project.rating_scale + 1),
+    }
+    if assignment is not None:
+        by_id = Candidate.objects.in_bulk(assignment.shown_order)
+        context["candidates"] = [
+            {"candidate": by_id[cid], "label": string.ascii_uppercase[i], "key": i + 1}
+            for i, cid in enumerate(assignment.shown_order)
+        ]
+        context["prompt"] = assignment.task.prompt
+    return context
+
+
+@login_required
+@require_GET
+@labeling_errors
+def annotate(request, slug):
+    project = _member_project(request, slug)
+    assignment = services.assign_next(project, request.user)
+    template = "labeling/_task.html" if request.htmx else "labeling/annotate.html"
+    return render(request, template, _task_context(request, project, assignment))
+
+
+def _project_assignment(project, assignment_id):
+    if not Assignment.objects.filter(pk=assignment_id, project=project).exists():
+        raise services.NotFound("No such assignment in this project.")
+
+
+def _next_task(request, project, notice):
+    if not request.htmx:
+        return redirect("labeling:annotate", slug=project.slug)
+    assignment = services.assign_next(project, request.user)
+    context = _task_context(request, project, assignment)
+    context["notice"] = notice
+    return render(request, "labeling/_task.html", context)
+
+
+@login_required
+@require_POST
+@labeling_errors
+def submit(request, slug, assignment_id):
+    project = _member_project(request, slug)
+    _project_assignment(project, assignment_id)
+    services.submit_annotation(assignment_id, request.user, forms.submission_payload(request.POST))
+    return _next_task(request, project, notice="Saved.")
+
+
+@login_required
+@require_POST
+@labeling_errors
+def skip(request, slug, assignment_id):
+    project = _member_project(request, slug)
+    _project_assignment(project, assignment_id)
+    services.skip_task(assignment_id, request.user)
+    return _next_task(request, project, notice="Skipped.")
+
+
+@staff_required
+@require_GET
+def project_detail(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    recent = (
+        Annotation.objects.filter(task__project=project)
+        .select_related("annotator", "task__prompt")
+        .order_by("-created_at")[:20]
+    )
+    members = (
+        project.memberships.select_related("user")
+        .annotate(annotations=Count("user__annotations", filter=Q(user__annotations__task__project=project)))
+        .order_by("-is_active", "user__username")
+    )
+    return render(request, "labeling/project_detail.html", {
+        "project": project,
+        "progress": services.project_progress(project),
+        "per_annotator": services.annotations_per_annotator(project),
+        "agreement": services.project_agreement(project),
+        "recent": recent,
+        "members": members,
+    })

@@ -1,0 +1,35 @@
+"""Turning the annotator page's POST into the payload `services.submit_annotation` validates."""
+import json
+
+from .services import InvalidSubmission
+
+RATING_PREFIX = "rating-"  # rating-<candidate id>-<aspect>
+FLAG_PREFIX = "flag-"  # flag-<candidate id>, one value per ticked flag
+
+
+def submission_payload(post) -> dict:
+    """The raw payload from a form POST. Only the shape is checked here (JSON parses); what
+    the values mean against the task is the service's job."""
+    payload = {
+        "choice": post.get("choice", ""),
+        "rationale": post.get("rationale", ""),
+        "ideal_answer": post.get("ideal_answer", ""),
+        "time_on_task_ms": post.get("time_on_task_ms") or 0,
+    }
+    raw_ranking = post.get("ranking", "").strip()
+    if raw_ranking and not payload["choice"]:
+        try:
+            payload["ranking"] = json.loads(raw_ranking)
+        except ValueError:
+            raise InvalidSubmission("The ranking is not valid JSON; expected a list of tiers of candidate ids.")
+    ratings, flags = {}, {}
+    for key in post:
+        if key.startswith(RATING_PREFIX):
+            candidate, _, aspect = key[len(RATING_PREFIX):].partition("-")
+            if post.get(key):
+                ratings.setdefault(candidate, {})[aspect] = post.get(key)
+        elif key.startswith(FLAG_PREFIX):
+            flags[key[len(FLAG_PREFIX):]] = post.getlist(key)
+    payload["ratings"] = ratings
+    payload["flags"] = flags
+    return payload
