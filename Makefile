@@ -29,7 +29,6 @@ migrate: install
 demo: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo
-	$(BIN)/python manage.py demo_extras || true
 	@echo "Starting the Celery worker (queues default, gpu) and the web server..."
 	@$(BIN)/celery -A rankloop worker -B -Q default,gpu --concurrency 1 --loglevel WARNING \
 		--logfile var/celery.log --pidfile var/celery.pid --detach --schedule var/celerybeat-schedule
