@@ -77,6 +77,7 @@ class PromptSerializer(serializers.ModelSerializer):
         model = Prompt
         fields = ["id", "uid", "project", "messages", "external_id", "tags", "source", "split", "created_at"]
         read_only_fields = ["id", "uid", "split", "created_at"]
+        validators = []  # the (project, external_id) uniqueness is checked in validate(), optional id
 
     def validate(self, attrs):
         checker = _RowChecker(attrs["project"])

@@ -1,0 +1,31 @@
+"""The API-token settings page: create, regenerate, revoke; the token authenticates the API."""
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+pytestmark = pytest.mark.django_db
+
+
+def test_user_creates_regenerates_and_revokes_a_token(client, annotator):
+    client.force_login(annotator)
+    page = client.get("/accounts/tokens/")
+    assert page.status_code == 200 and b"You have no API token" in page.content
+    created = client.post("/accounts/tokens/", {"action": "create"})
+    key = Token.objects.get(user=annotator).key
+    assert key.encode() in created.content
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api.get("/api/v1/assignments/").status_code == 200
+    assert key.encode() not in client.get("/accounts/tokens/").content  # shown in full only once
+
+    client.post("/accounts/tokens/", {"action": "regenerate"})
+    assert api.get("/api/v1/assignments/").status_code == 401
+    new_key = Token.objects.get(user=annotator).key
+    assert new_key != key
+
+    revoked = client.post("/accounts/tokens/", {"action": "revoke"}, follow=True)
+    assert b"revoked" in revoked.content and not Token.objects.filter(user=annotator).exists()
+
+
+def test_token_page_needs_login(client):
+    assert client.get("/accounts/tokens/").status_code == 302
