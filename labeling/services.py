@@ -177,6 +177,7 @@ def _claim_open_task(project, annotator):
         .filter(started__lt=F("overlap"))
         .exclude(Exists(seen_before))
         .order_by((F("annotations_done") + F("leased")).desc(), "id")
+        .select_related("prompt")
         .select_for_update(skip_locked=True, of=("self",))
         .first()
     )
@@ -302,7 +303,8 @@ def submit_annotation(assignment_id, annotator, payload: dict, *, now=None) -> A
             task.completed_at = now
             update_fields += ["status", "completed_at"]
         task.save(update_fields=update_fields)
-        aggregate_task(task)
+        # The first annotation of a task is all there is to aggregate: no need to read it back.
+        aggregate_task(task, rankings=[clean.ranking] if task.annotations_done == 1 else None)
         return annotation
 
 
@@ -491,9 +493,11 @@ def majority(votes_a, votes_b, votes_tie):
     return winner, agreement, margin
 
 
-def aggregate_task(task: ComparisonTask) -> int:
-    """Recompute the preference pairs of one task from all its annotations. Returns how many."""
-    rankings = list(Annotation.objects.filter(task=task).values_list("ranking", flat=True))
+def aggregate_task(task: ComparisonTask, *, rankings=None) -> int:
+    """Recompute the preference pairs of one task from all its annotations (or the given
+    rankings, when the caller knows them all). Returns how many pairs."""
+    if rankings is None:
+        rankings = list(Annotation.objects.filter(task=task).values_list("ranking", flat=True))
     if not rankings:
         return 0
     split = task.prompt.split
