@@ -1,0 +1,127 @@
+"""The whole loop with a real Celery worker: generate, label, train, evaluate, deploy, generate again."""
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from labeling.models import Candidate, ComparisonTask
+from models_app import services as models
+from models_app.models import ModelVersion
+from rlhf import services
+from rlhf.models import MetricPoint, Round, TrainingRun
+
+from .conftest import TINY, TINY_PPO, add_prompts, annotate_all, wait_for
+
+pytestmark = [pytest.mark.celery, pytest.mark.slow]
+
+
+def state_of(round):
+    round.refresh_from_db()
+    return round.state
+
+
+def wait_state(round, *states, timeout=300):
+    return wait_for(lambda: state_of(round) in states and round, timeout=timeout,
+                    what=f"round {round.number} to become {' or '.join(states)} (is {round.state})")
+
+
+def test_ppo_round_closes_the_loop(worker, project_with_policy, admin_user, tiny_policy):
+    project = project_with_policy
+    prompts = add_prompts(project, 6)
+
+    # Round 1: the deployed tiny policy writes the candidates annotators rank.
+    first = services.start_labeling_round(project, prompts, user=admin_user, decoding={"max_new_tokens": 8})
+    wait_state(first, Round.State.LABELING, Round.State.FAILED)
+    assert first.state == Round.State.LABELING, first.error
+    written = Candidate.objects.filter(prompt__project=project)
+    assert written.count() == 12 and set(written.values_list("model_version", flat=True)) == {tiny_policy.pk}
+    assert annotate_all(project, project.annotator, prefer=lambda texts: max(range(2), key=lambda i: len(texts[i])))
+
+    launched = services.launch_round(project, user=admin_user, algorithm="ppo", hyperparameters=TINY_PPO,
+                                     deploy_rule={"min_win_rate": 0.0})
+    assert launched.pk == first.pk  # the round in labeling goes on to training
+    wait_state(first, Round.State.DEPLOYED, Round.State.FAILED, Round.State.EVALUATING)
+    assert first.state == Round.State.DEPLOYED, first.error
+
+    runs = {run.kind: run for run in first.runs.all()}
+    assert [r.status for r in runs.values()] == ["succeeded"] * 3
+    assert runs["ppo"].celery_id and runs["ppo"].step == runs["ppo"].total_steps > 0
+    assert MetricPoint.objects.filter(run=runs["reward"], name="loss").exists()
+    assert MetricPoint.objects.filter(run=runs["ppo"], name="objective/kl").exists()
+
+    reward_model, policy = first.reward_model, first.policy_out
+    assert reward_model.kind == ModelVersion.Kind.REWARD and reward_model.parent == tiny_policy
+    assert "heldout_accuracy" in reward_model.metrics and reward_model.training_run == runs["reward"]
+    assert policy.kind == ModelVersion.Kind.POLICY and policy.parent == tiny_policy
+    for name in ("mean_reward_old", "mean_reward_new", "win_rate", "kl_to_old", "rm_accuracy_heldout"):
+        assert name in first.metrics
+    assert models.deployed_policy(project) == policy
+    assert list(first.transitions.values_list("to_state", flat=True)) == [
+        "generating", "labeling", "training", "evaluating", "deployed"]
+    assert first.transitions.get(to_state="training").by == admin_user
+
+    # Round 2: the next candidates come from the new policy.
+    second = services.start_labeling_round(project, prompts[:2], user=admin_user, decoding={"max_new_tokens": 8})
+    wait_state(second, Round.State.LABELING, Round.State.FAILED)
+    new_tasks = ComparisonTask.objects.filter(round=second)
+    assert new_tasks.count() == 2
+    assert set(Candidate.objects.filter(tasks__round=second).values_list("model_version", flat=True)) == {policy.pk}
+
+    # Rollback puts the first policy back.
+    services.rollback_round(first, user=admin_user)
+    assert models.deployed_policy(project) == tiny_policy
+
+
+@pytest.mark.parametrize("algorithm", ["grpo", "rloo", "dpo"])
+def test_each_algorithm_trains_and_waits_for_the_admin(worker, labeled_project, admin_user, algorithm):
+    round = services.launch_round(labeled_project, user=admin_user, algorithm=algorithm, hyperparameters=TINY)
+    wait_for(lambda: round.runs.filter(kind="eval", status__in=["succeeded", "failed"]).exists()
+             or state_of(round) == Round.State.FAILED, what="the evaluation")
+    round.refresh_from_db()
+    assert round.state == Round.State.EVALUATING, round.error  # no deploy rule: an admin decides
+    assert round.policy_out.training_run.kind == algorithm
+    assert round.metrics["win_rate"] is not None
+    services.deploy_round(round, user=admin_user)
+    assert state_of(round) == Round.State.DEPLOYED
+    assert models.deployed_policy(labeled_project) == round.policy_out
+
+
+def test_cancel_stops_a_running_round(worker, labeled_project, admin_user):
+    hp = {**TINY, "reward": {"max_steps": 2000, "per_device_train_batch_size": 2}}
+    round = services.launch_round(labeled_project, user=admin_user, algorithm="dpo", hyperparameters=hp)
+    reward = round.runs.get(kind="reward")
+    wait_for(lambda: TrainingRun.objects.get(pk=reward.pk).step >= 2, what="reward training to make progress")
+    services.cancel_round(round, user=admin_user)
+    assert state_of(round) == Round.State.CANCELLED
+    reward = wait_for(lambda: (r := TrainingRun.objects.get(pk=reward.pk)).status == "cancelled" and r,
+                      what="the run to stop")
+    assert reward.step < 2000 and "cancelled at step" in reward.log_tail
+    assert set(round.runs.exclude(pk=reward.pk).values_list("status", flat=True)) == {"cancelled"}
+    assert round.transitions.last().by == admin_user
+    with pytest.raises(services.RoundError, match="only an unfinished round"):
+        services.cancel_round(round, user=admin_user)
+
+
+def test_worker_killed_mid_run_fails_the_round_and_retry_resumes(worker, labeled_project, admin_user):
+    hp = {**TINY, "reward": {"max_steps": 60, "per_device_train_batch_size": 2, "save_steps": 5}}
+    round = services.launch_round(labeled_project, user=admin_user, algorithm="dpo", hyperparameters=hp,
+                                  deploy_rule={"min_win_rate": 0.0})
+    reward = round.runs.get(kind="reward")
+    wait_for(lambda: TrainingRun.objects.get(pk=reward.pk).step >= 7, what="a checkpoint to be written")
+    worker.kill()
+    reward.refresh_from_db()
+    assert reward.status == "running"  # nobody is left to say otherwise…
+
+    # …until the reaper (beat) sees the heartbeat is gone.
+    assert services.reap_lost_runs(now=timezone.now() + timedelta(minutes=10)) == 1
+    reward.refresh_from_db()
+    round.refresh_from_db()
+    assert reward.status == "failed" and "stopped sending heartbeats" in reward.error
+    assert round.state == Round.State.FAILED and "heartbeats" in round.error
+
+    worker.start()
+    services.retry_round(round, user=admin_user)
+    wait_state(round, Round.State.DEPLOYED, Round.State.FAILED)
+    assert round.state == Round.State.DEPLOYED, round.error
+    reward.refresh_from_db()
+    assert "resuming from" in reward.log_tail and reward.step == 60
