@@ -1,0 +1,54 @@
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import call_command
+
+from labeling.demo import load_demo
+from labeling.demo.data import PROMPTS
+from labeling.models import Candidate, ComparisonTask, Project, Prompt
+
+pytestmark = pytest.mark.django_db
+
+
+def counts():
+    return [m.objects.count() for m in (Project, Prompt, Candidate, ComparisonTask)]
+
+
+def test_load_demo_builds_both_projects_and_is_idempotent():
+    call_command("load_demo")
+    first = counts()
+    call_command("load_demo")
+    assert counts() == first
+    assert not load_demo().changed
+
+    pairwise = Project.objects.get(name="Demo: helpfulness (pairwise)")
+    ranking = Project.objects.get(name="Demo: ranking")
+    assert pairwise.overlap == 2 and pairwise.rating_aspects == ["helpful", "harmless", "honest"]
+    assert ranking.mode == "ranking" and ranking.allow_ties and ranking.candidates_per_prompt == 3
+    assert pairwise.tasks.count() == len(PROMPTS)
+    assert ranking.tasks.count() == sum(len(p["answers"]) >= 3 for p in PROMPTS)
+    for task in ComparisonTask.objects.prefetch_related("candidates"):
+        assert task.candidates.count() == task.project.candidates_per_prompt
+    for project in (pairwise, ranking):
+        assert sorted(project.annotators.values_list("username", flat=True)) == ["alice", "bob"]
+    assert Candidate.objects.filter(is_flagged=True).exists()
+
+    admin = authenticate(username="admin", password="rankloop-admin")
+    assert admin.is_staff and admin.is_superuser
+    assert authenticate(username="alice", password="rankloop-alice") is not None
+    assert authenticate(username="bob", password="rankloop-bob") is not None
+
+
+def test_generate_hook_writes_the_candidates_and_falls_back():
+    calls = []
+
+    def generate(prompt, k):
+        calls.append(k)
+        if prompt.external_id.endswith("code-reverse-string"):
+            return [Candidate.objects.create(prompt=prompt, text=f"generated {i}") for i in range(k)]
+        return None  # no model: the hand-written answers
+
+    load_demo(generate=generate)
+    assert len(calls) == ComparisonTask.objects.count()
+    generated = ComparisonTask.objects.filter(candidates__text__startswith="generated").distinct()
+    assert generated.count() == 2  # one per project
+    assert Candidate.objects.filter(external_source="rankloop demo").exists()

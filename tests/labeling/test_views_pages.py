@@ -1,0 +1,141 @@
+"""Who sees which page, and what the pages show."""
+import pytest
+from django.urls import reverse
+
+from labeling import services
+from labeling.models import Assignment, Candidate, Prompt
+
+XSS_PROMPT = 'Hi <script>alert("prompt")</script> and <img src=x onerror=alert(1)>'
+XSS_ANSWER = 'Sure <script>alert("answer")</script><img src=x onerror="alert(2)"> [click](javascript:alert(3))'
+
+
+@pytest.fixture
+def project(make_project, annotator):
+    return make_project(annotators=[annotator], mode="ranking", candidates_per_prompt=3, overlap=1,
+                        instructions="# Be *careful*\n\n<b>raw</b>")
+
+
+def annotate_url(project):
+    return reverse("labeling:annotate", args=[project.slug])
+
+
+def test_anonymous_is_sent_to_login(client, project):
+    for url in [reverse("labeling:home"), annotate_url(project), reverse("labeling:project", args=[project.slug])]:
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response.url.startswith(reverse("login"))
+    response = client.post(reverse("labeling:submit", args=[project.slug, 1]))
+    assert response.status_code == 302 and response.url.startswith(reverse("login"))
+
+
+def test_non_member_cannot_open_the_annotate_page(client, project, make_tasks, make_user):
+    make_tasks(project, 1)
+    client.force_login(make_user("stranger"))
+    response = client.get(annotate_url(project))
+    assert response.status_code == 403
+    assert "not an annotator of this project" in response.content.decode()
+    assert not Assignment.objects.exists()
+    assert project.name not in client.get(reverse("labeling:home")).content.decode()
+
+
+def test_removed_member_loses_access(client, project, annotator):
+    services.remove_annotator(project, annotator)
+    client.force_login(annotator)
+    assert client.get(annotate_url(project)).status_code == 403
+
+
+def test_annotator_cannot_open_the_staff_project_page(client, project, annotator):
+    client.force_login(annotator)
+    assert client.get(reverse("labeling:project", args=[project.slug])).status_code == 403
+
+
+def test_home_lists_member_projects_with_progress(client, project, make_project, make_tasks, annotator):
+    make_project(name="Not mine")
+    make_tasks(project, 3)
+    client.force_login(annotator)
+    page = client.get(reverse("labeling:home")).content.decode()
+    assert project.name in page and "Not mine" not in page
+    assert annotate_url(project) in page
+    assert f'href="{reverse("labeling:project", args=[project.slug])}"' not in page  # staff only
+
+
+def test_staff_home_links_project_pages(client, project, admin_user):
+    client.force_login(admin_user)
+    page = client.get(reverse("labeling:home")).content.decode()
+    assert reverse("labeling:project", args=[project.slug]) in page
+    assert "/rounds/" in page and "/models/" in page and "/accounts/tokens/" in page
+
+
+def test_annotate_page_shows_candidates_in_the_stored_order(client, project, make_tasks, annotator):
+    make_tasks(project, 1)
+    client.force_login(annotator)
+    page = client.get(annotate_url(project)).content.decode()
+    assignment = Assignment.objects.get(annotator=annotator)
+    positions = [page.index(f'data-candidate="{cid}"') for cid in assignment.shown_order]
+    assert positions == sorted(positions)
+    assert f'data-order="{",".join(map(str, assignment.shown_order))}"' in page
+    # Instructions are rendered markdown, raw HTML escaped.
+    assert "<h1>Be <em>careful</em></h1>" in page and "&lt;b&gt;raw&lt;/b&gt;" in page
+    # A reload hands back the same lease.
+    client.get(annotate_url(project))
+    assert Assignment.objects.filter(annotator=annotator).count() == 1
+
+
+def test_html_in_prompts_and_candidates_arrives_escaped(client, project, annotator):
+    prompt = Prompt.objects.create(project=project, messages=[
+        {"role": "user", "content": XSS_PROMPT},
+        {"role": "assistant", "content": "<script>alert('turn')</script>"},
+        {"role": "user", "content": "Go on"},
+    ])
+    candidates = [Candidate.objects.create(prompt=prompt, text=XSS_ANSWER),
+                  Candidate.objects.create(prompt=prompt, text="```html\n<script>x()</script>\n```"),
+                  Candidate.objects.create(prompt=prompt, text="plain")]
+    services.create_task(prompt, candidates)
+    client.force_login(annotator)
+    page = client.get(annotate_url(project)).content.decode()
+    assert '&lt;script&gt;alert("prompt")&lt;/script&gt;' in page
+    assert '&lt;script&gt;alert("answer")&lt;/script&gt;' in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "&lt;script&gt;x()&lt;/script&gt;" in page  # inside a code block
+    for raw in ["<script>alert", "<img", 'href="javascript:', "<script>x()"]:
+        assert raw not in page
+
+
+def test_flagged_candidate_shows_a_warning(client, project, annotator):
+    prompt = Prompt.objects.create(project=project, messages=[{"role": "user", "content": "Q"}])
+    candidates = [Candidate.objects.create(prompt=prompt, text="bad", is_flagged=True,
+                                           moderation={"flagged": True, "reason": "unsafe advice"}),
+                  Candidate.objects.create(prompt=prompt, text="good"),
+                  Candidate.objects.create(prompt=prompt, text="ok")]
+    services.create_task(prompt, candidates)
+    client.force_login(annotator)
+    page = client.get(annotate_url(project)).content.decode()
+    assert "The moderation filter flagged this answer: unsafe advice" in page
+
+
+def test_all_done_panel_when_nothing_is_left(client, project, annotator):
+    client.force_login(annotator)
+    page = client.get(annotate_url(project)).content.decode()
+    assert "All done" in page
+
+
+def test_staff_project_page(client, make_project, make_tasks, admin_user, make_user, django_assert_max_num_queries):
+    alice, bob = make_user("alice"), make_user("bob")
+    project = make_project(name="Agree", annotators=[alice, bob], overlap=2)
+    make_tasks(project, 6)
+    for user in (alice, bob):
+        for _ in range(6):
+            a = services.assign_next(project, user)
+            services.submit_annotation(a.pk, user, {"ranking": [[min(a.shown_order)], [max(a.shown_order)]],
+                                                    "time_on_task_ms": 1500})
+    client.force_login(admin_user)
+    url = reverse("labeling:project", args=[project.slug])
+    with django_assert_max_num_queries(15):  # no query per annotation or member
+        response = client.get(url)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "12</b> of 12" in page  # annotations done of wanted
+    assert "Pairwise agreement" in page and "1.00" in page
+    assert "alice" in page and "bob" in page
+    assert "1.5 s" in page
+    assert f"/rounds/?project={project.slug}" in page
