@@ -53,6 +53,9 @@ def _error(message):
 
 @functools.cache
 def config_class(stage: str):
+    import os
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # PPO lives there on purpose (pinned TRL 1.12)
     import trl
     from trl.experimental.ppo import PPOConfig
 
