@@ -23,7 +23,8 @@ def reject_nul(value, path="value"):
 
 
 class ProjectSerializer(serializers.ModelSerializer):
-    slug = serializers.SlugField(max_length=200, required=False)
+    # Made from the name once and then fixed: it is in every URL and client script.
+    slug = serializers.SlugField(read_only=True)
 
     class Meta:
         model = Project
