@@ -50,7 +50,7 @@ def _stored_dir(path: Path) -> str:
         return str(path)
 
 
-def _check_loads(version: ModelVersion) -> None:
+def check_loads(version: ModelVersion) -> None:
     """Load the version for real (weights and tokenizer), or ModelRegistryError with the cause."""
     head = "classification" if version.kind == ModelVersion.Kind.REWARD else "causal"
     try:
@@ -94,7 +94,7 @@ def register_model(
         is_adapter=is_adapter, metrics=metrics or {}, training_run=training_run, project=project,
         created_by=user, notes=notes,
     )
-    _check_loads(version)
+    check_loads(version)
     version.save()
     return version
 

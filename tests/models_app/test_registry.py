@@ -104,3 +104,27 @@ def test_load_policy_reuses_the_cached_model(tiny_policy):
     model, _ = load_policy(tiny_policy)
     assert load_policy(tiny_policy)[0] is model
     assert len(model_cache()) == 1
+
+
+def test_register_model_command(tiny_model_dir, tmp_path, make_project, db):
+    from django.core.management import CommandError, call_command
+
+    project = make_project(name="Cmd")
+    call_command("register_model", str(tiny_model_dir), "--name", "from-cli", "--deploy", project.slug)
+    assert services.deployed_policy(project).name == "from-cli"
+    with pytest.raises(CommandError, match="is not a directory"):
+        call_command("register_model", str(tmp_path / "missing"))
+
+
+def test_admin_add_page_refuses_a_directory_that_does_not_load(client, admin_user, tmp_path, tiny_model_dir):
+    from django.urls import reverse
+
+    admin_user.is_superuser = True
+    admin_user.save()
+    client.force_login(admin_user)
+    url = reverse("admin:models_app_modelversion_add")
+    form = {"kind": "policy", "name": "via-admin", "artifact_dir": str(tmp_path), "status": "ready", "metrics": "{}"}
+    response = client.post(url, form)
+    assert response.status_code == 200 and "does not load as a Hugging Face model" in response.content.decode()
+    assert client.post(url, {**form, "artifact_dir": str(tiny_model_dir)}).status_code == 302
+    assert ModelVersion.objects.get(name="via-admin").base_model == str(tiny_model_dir)
