@@ -193,13 +193,21 @@
     }
   });
 
-  // A refusal (4xx) is shown in the task's error slot; the task stays as it was.
+  // A refusal (4xx) is shown in the task's error slot and the task stays as it was. This runs
+  // on <body>, before django-htmx's DEBUG handler on document, which would replace the page.
+  document.body.addEventListener("htmx:beforeOnLoad", function (e) {
+    var xhr = e.detail.xhr, slot = $("#task-error");
+    if (xhr.status < 400 || xhr.status >= 500 || !slot) return;
+    e.preventDefault();
+    e.stopPropagation();
+    if (xhr.responseText.indexOf('<div id="task-error"') === 0) slot.outerHTML = xhr.responseText;
+    else slot.textContent = "Refused (" + xhr.status + "); nothing was saved. Reload the page to continue.";
+  });
+  // A lapsed session answers with the login page: go there rather than swap it in.
   document.addEventListener("htmx:beforeSwap", function (e) {
-    var status = e.detail.xhr.status;
-    if (status >= 400 && status < 500) {
-      e.detail.shouldSwap = true;
-      e.detail.isError = false;
-      e.detail.target = $("#task-error");
+    if (e.detail.xhr.responseURL && e.detail.xhr.responseURL.indexOf("/accounts/login/") !== -1) {
+      e.detail.shouldSwap = false;
+      window.location.assign(e.detail.xhr.responseURL);
     }
   });
   document.addEventListener("htmx:sendError", function () {

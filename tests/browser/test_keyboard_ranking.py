@@ -79,3 +79,24 @@ def test_annotator_ranks_two_tasks_with_the_keyboard(live_server, browser_page, 
     assert all(a.time_on_task_ms > 0 for a in annotations)
     assert Annotation.objects.count() == 2
     assert services.annotator_progress(project, user)["left"] == 0
+
+
+def test_a_refused_submit_shows_its_message_and_keeps_the_task(live_server, browser_page, client, make_project,
+                                                               make_tasks, make_user, settings):
+    settings.DEBUG = True  # as in `make demo`, where django-htmx's debug handler is on the page too
+    user = make_user("dave", password="dave-secret-pw")
+    project = make_project(name="Refusals", annotators=[user], mode="ranking", candidates_per_prompt=3, overlap=1)
+    make_tasks(project, 1)
+    client.force_login(user)
+    page = browser_page
+    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
+    page.goto(live_server.url + reverse("labeling:annotate", args=[project.slug]))
+    page.evaluate("window.sameDocument = true")
+    task_id = page.locator("#task").get_attribute("data-assignment")
+    page.keyboard.press("1")
+    page.click("[data-submit]")  # the mouse bypasses the page's own completeness check
+    page.wait_for_selector("#task-error:not(:empty)")
+    assert "Candidates not ranked" in page.locator("#task-error").inner_text()
+    assert page.locator("#task").get_attribute("data-assignment") == task_id
+    assert page.evaluate("window.sameDocument") is True
+    assert not Annotation.objects.exists()
