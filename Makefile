@@ -20,7 +20,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 
-install: $(VENV)/.installed
+# Front-end libraries (Chart.js for the round charts), pinned in package-lock.json, served locally.
+node_modules/.package-lock.json: package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund; \
+	else echo "npm not found: round charts need Chart.js (install Node.js, then npm ci)"; fi
+
+install: $(VENV)/.installed node_modules/.package-lock.json
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput

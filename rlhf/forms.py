@@ -1,0 +1,51 @@
+"""The launch form: algorithm, hyper-parameters (JSON, every TRL field of a stage), data filters
+and the automatic deploy rule. Validation of the values themselves is the service's job."""
+import json
+
+from django import forms
+
+from .models import Round
+
+HYPERPARAMETER_HELP = (
+    'JSON by stage, e.g. {"reward": {"lora": true, "max_steps": 50}, "policy": {"learning_rate": 1e-6}, '
+    '"sft": {"enabled": true}, "eval": {"prompts": 32}}. Any field of the stage\'s TRL config can be set.'
+)
+
+
+class LaunchRoundForm(forms.Form):
+    algorithm = forms.ChoiceField(choices=Round.Algorithm.choices, initial=Round.Algorithm.PPO)
+    hyperparameters = forms.CharField(widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false"}),
+                                      required=False, help_text=HYPERPARAMETER_HELP)
+    min_agreement = forms.FloatField(required=False, min_value=0, max_value=1,
+                                     help_text="Only pairs where at least this share of annotators agreed.")
+    include_ties = forms.BooleanField(required=False, help_text="Keep tied pairs (off: ties are left out).")
+    min_win_rate = forms.FloatField(required=False, min_value=0, max_value=1,
+                                    help_text="Deploy automatically when the new policy wins this often.")
+    max_kl = forms.FloatField(required=False, min_value=0, help_text="…and stays this close to the old one.")
+
+    def clean_hyperparameters(self):
+        text = self.cleaned_data["hyperparameters"].strip()
+        if not text:
+            return {}
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).")
+        if not isinstance(value, dict):
+            raise forms.ValidationError("An object by stage, e.g. {\"policy\": {\"max_steps\": 10}}.")
+        return value
+
+    def data_filters(self):
+        filters = {"include_ties": self.cleaned_data["include_ties"]}
+        if self.cleaned_data.get("min_agreement") is not None:
+            filters["min_agreement"] = self.cleaned_data["min_agreement"]
+        return filters
+
+    def deploy_rule(self):
+        names = ("min_win_rate", "max_kl")
+        return {n: self.cleaned_data[n] for n in names if self.cleaned_data.get(n) is not None}
+
+
+class GenerateForm(forms.Form):
+    prompts = forms.IntegerField(min_value=1, max_value=10000, initial=20,
+                                 help_text="How many prompts without candidates yet to generate for.")

@@ -1,0 +1,146 @@
+"""Round pages (staff): list and launch per project, the round page with live progress, charts,
+log tail, artifacts and actions. Thin: every change goes through `services`."""
+import functools
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from labeling.models import Project, Prompt
+from models_app.services import deployed_policy
+
+from . import config, forms, services
+from .models import Round
+
+
+def staff_required(view):
+    @functools.wraps(view)
+    @login_required
+    def wrapped(request, *args, **kwargs):
+        if not request.user.is_staff:
+            raise PermissionDenied("Only staff can manage training rounds.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+@staff_required
+@require_GET
+def round_list(request):
+    projects = Project.objects.filter(is_archived=False).order_by("name")
+    rounds = Round.objects.select_related("project", "policy_out").order_by("-updated_at")[:50]
+    return render(request, "rlhf/round_list.html", {"projects": projects, "rounds": rounds})
+
+
+@staff_required
+def project_rounds(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    form = forms.LaunchRoundForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            round = services.launch_round(
+                project, user=request.user, algorithm=form.cleaned_data["algorithm"],
+                hyperparameters=form.cleaned_data["hyperparameters"], data_filters=form.data_filters(),
+                deploy_rule=form.deploy_rule(),
+            )
+        except services.RoundError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Round {round.number} launched.")
+            return redirect("rlhf:detail", round_id=round.pk)
+    return render(request, "rlhf/project_rounds.html", {
+        "project": project, "form": form, "generate_form": forms.GenerateForm(),
+        "rounds": project.rounds.select_related("policy_in", "policy_out", "reward_model"),
+        "policy": deployed_policy(project), "defaults": config.DEFAULTS,
+        "pairs": project.pairs.filter(is_gold=False).count(),
+    }, status=400 if form.errors else 200)
+
+
+@staff_required
+@require_POST
+def generate(request, slug):
+    """A new labeling round: the deployed policy writes candidates for prompts that have none."""
+    project = get_object_or_404(Project, slug=slug)
+    form = forms.GenerateForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give a number of prompts between 1 and 10000.")
+        return redirect("rlhf:project", slug=slug)
+    prompts = Prompt.objects.filter(project=project, tasks__isnull=True).order_by("id")[:form.cleaned_data["prompts"]]
+    try:
+        round = services.start_labeling_round(project, prompts, user=request.user)
+    except services.RoundError as exc:
+        messages.error(request, str(exc))
+        return redirect("rlhf:project", slug=slug)
+    messages.success(request, f"Round {round.number}: generating candidates.")
+    return redirect("rlhf:detail", round_id=round.pk)
+
+
+def _round(round_id):
+    return get_object_or_404(
+        Round.objects.select_related("project", "policy_in", "policy_out", "reward_model", "started_by"), pk=round_id)
+
+
+def _progress_context(round):
+    progress = services.round_progress(round)
+    awaiting = (round.state == Round.State.EVALUATING and progress["runs"]
+                and not any(r.status in services.UNFINISHED_RUN for r in progress["runs"]))
+    return {"round": round, "progress": progress, "awaiting_deploy": awaiting,
+            "polling": progress["active"] and not awaiting}
+
+
+@staff_required
+@require_GET
+def round_detail(request, round_id):
+    round = _round(round_id)
+    versions = [v for v in (round.reward_model, round.policy_out) if v is not None]
+    return render(request, "rlhf/round_detail.html", {
+        **_progress_context(round), "versions": versions,
+        "lineage": round.policy_out.lineage() if round.policy_out else [],
+        "transitions": round.transitions.select_related("by"),
+        "deployed": deployed_policy(round.project),
+    })
+
+
+@staff_required
+@require_GET
+def round_progress(request, round_id):
+    """The live part of the round page (htmx polls it while the round works)."""
+    context = _progress_context(_round(round_id))
+    response = render(request, "rlhf/_progress.html", context)
+    if not context["polling"] and request.htmx:
+        response["HX-Refresh"] = "true"  # the round settled: reload once for outputs and buttons
+    return response
+
+
+@staff_required
+@require_GET
+def round_metrics(request, round_id):
+    round = _round(round_id)
+    return JsonResponse({"series": services.metric_series(round), "active": round.state in services.ACTIVE_STATES})
+
+
+ACTIONS = {
+    "cancel": (services.cancel_round, "Round {n} cancelled."),
+    "retry": (services.retry_round, "Round {n} retried: it resumes where it stopped."),
+    "deploy": (services.deploy_round, "Round {n}'s policy is deployed; the next candidates come from it."),
+    "rollback": (services.rollback_round, "Rolled back: the policy round {n} started from is deployed again."),
+}
+
+
+@staff_required
+@require_POST
+def round_action(request, round_id, action):
+    round = _round(round_id)
+    if action not in ACTIONS:
+        raise PermissionDenied("Unknown action.")
+    act, done = ACTIONS[action]
+    try:
+        act(round, user=request.user)
+    except services.RoundError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, done.format(n=round.number))
+    return redirect("rlhf:detail", round_id=round.pk)
