@@ -1,0 +1,56 @@
+"""The round page in a real Chromium: Chart.js (served locally) draws the metrics, and the
+progress bar follows the run through htmx polling without a reload."""
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+
+from rlhf import services
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHARTJS = Path(settings.BASE_DIR) / "node_modules" / "chart.js" / "dist" / "chart.umd.min.js"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"),
+    pytest.mark.skipif(not CHARTJS.exists(), reason="Chart.js is not installed (npm ci)"),
+]
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def test_round_page_draws_charts_and_follows_progress(live_server, labeled_project, make_user, monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    monkeypatch.setattr(services, "enqueue_chain", lambda round: None)  # this test plays the worker
+    make_user("boss", staff=True, password="boss-secret-pw")
+    round = services.launch_round(labeled_project, user=None, algorithm="dpo")
+    run = round.runs.get(kind="reward")
+    services.start_run(run)
+    for step, loss in enumerate([0.69, 0.6, 0.52], start=1):
+        services.record_metrics(run.pk, step, {"loss": loss, "accuracy": step / 3})
+    services.record_progress(run.pk, step=3, total=10)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.set_default_timeout(15000)
+        page.goto(live_server.url + reverse("login"))
+        page.fill("input[name=username]", "boss")
+        page.fill("input[name=password]", "boss-secret-pw")
+        page.press("input[name=password]", "Enter")
+        page.wait_for_load_state()
+        page.goto(live_server.url + reverse("rlhf:detail", args=[round.pk]))
+        page.evaluate("window.sameDocument = true")
+        page.wait_for_function("() => window.Chart && Chart.getChart(document.querySelector('canvas[data-group=loss]'))")
+        loss = page.evaluate("Chart.getChart(document.querySelector('canvas[data-group=loss]')).data.datasets"
+                             ".map(d => [d.label, d.data.map(p => p.y)])")
+        assert loss == [[f"reward #{run.pk} loss", [0.69, 0.6, 0.52]]]
+        assert page.locator(".progress-line").inner_text().startswith("Training · Reward model step 3/10")
+
+        services.record_progress(run.pk, step=6, total=10)
+        page.wait_for_function("() => document.querySelector('.progress-line').innerText.includes('step 6/10')")
+        assert page.evaluate("window.sameDocument") is True
+        assert page.locator("[role=progressbar]").get_attribute("aria-valuenow") == "20"
+        browser.close()
