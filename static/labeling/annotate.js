@@ -149,6 +149,7 @@
     }
     if (e.ctrlKey) return;
     var key = e.key, handled = true;
+    if (key === "Enter" && /^(A|BUTTON|SUMMARY)$/.test(e.target.tagName)) return; // Tab-and-Enter users
     if (key === "Enter") submit();
     else if (key === "s") skip();
     else if (key === "d") toggleDetails();
@@ -174,6 +175,8 @@
     var button = e.target.closest("[data-action]");
     if (!button) return;
     var action = button.dataset.action;
+    // Give the keys back to the page, so Enter after a click submits instead of clicking again.
+    if (action !== "skip") button.blur();
     if (action === "instructions") openInstructions();
     if (!task) return;
     if (action === "pick") pick(Number(button.dataset.index));
