@@ -118,6 +118,7 @@ PROMPTS = [
             "roughly 363,000 km at perigee to 405,000 km at apogee. Light covers it in about 1.3 seconds.",
             "About 384,000 kilometres on average.",
             "Roughly 150 million kilometres.",
+            "About 30 Earths could line up in the gap: roughly 384,000 km, or 239,000 miles.",
         ],
     },
     {
