@@ -116,3 +116,13 @@ def test_export_command_writes_the_same_rows(admin_api, ranked, tmp_path):
     call_command("export_preferences", "--project", ranked.slug, "--format", "conversational", "--split", "train",
                  "--output", str(out), stdout=io.StringIO())
     assert [orjson.loads(line) for line in out.read_bytes().splitlines()] == rows
+
+
+@pytest.mark.parametrize("fmt", ["standard", "conversational", "raw"])
+def test_streamed_bytes_are_the_rows_encoded(ranked, fmt):
+    """The byte-splicing fast path writes exactly orjson's encoding of the format's rows."""
+    from labeling import exporting
+
+    filters = exporting.ExportFilters()
+    streamed = b"".join(exporting.export_lines(ranked, fmt, filters, page_size=4))
+    assert streamed == b"".join(orjson.dumps(r) + b"\n" for r in exporting.export_rows(ranked, fmt, filters))
