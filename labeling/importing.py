@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 import orjson
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from .models import Candidate, ComparisonTask, Project, Prompt, stable_split
 from .services import Conflict, LabelingError
@@ -286,7 +287,14 @@ class _RowChecker:
             self.errors.add(line, field_name, "must be text or a non-empty list of chat messages")
             return None
         messages, ok = [], True
+        max_chars = self.max_chars
         for i, message in enumerate(prompt):
+            if type(message) is dict:  # the common, valid case without building error paths
+                role, content = message.get("role"), message.get("content")
+                if (role in ROLES and type(content) is str and len(content) <= max_chars and content.strip()
+                        and "\x00" not in content):
+                    messages.append({"role": role, "content": content})
+                    continue
             where = f"{field_name}[{i}]"
             if not isinstance(message, dict):
                 self.errors.add(line, where, 'must be an object {"role", "content"}')
@@ -357,26 +365,19 @@ def write_prompt_rows(project: Project, rows: list[PromptRow], *, source="") -> 
             known = _known_external_ids(project, [r.external_id for r in rows if r.external_id])
             new_rows = [r for r in rows if not (r.external_id and r.external_id in known)]
             report.prompts_skipped = len(rows) - len(new_rows)
-            prompts = []
-            for row in new_rows:
-                uid = uuid.uuid4()
-                prompts.append(Prompt(
-                    uid=uid, project=project, messages=row.messages, external_id=row.external_id,
-                    tags=row.tags, source=row.source or source,
-                    split=stable_split(project.pk, uid, project.heldout_percent),
-                ))
-            Prompt.objects.bulk_create(prompts, batch_size=BATCH_SIZE)
+            prompt_ids = _insert_prompts(project, new_rows, source)
             candidates, groups = [], []
-            for row, prompt in zip(new_rows, prompts):
+            for row, prompt_id in zip(new_rows, prompt_ids):
                 if not row.candidates:
                     continue
-                group = [Candidate(prompt=prompt, text=c.text, external_source=c.source or row.source or source,
+                group = [Candidate(prompt_id=prompt_id, text=c.text, external_source=c.source or row.source or source,
                                    external_id=c.external_id) for c in row.candidates]
                 candidates.extend(group)
                 if len(group) >= 2:
-                    groups.append((prompt, group))
+                    groups.append((prompt_id, group))
             Candidate.objects.bulk_create(candidates, batch_size=BATCH_SIZE)
-            tasks = [ComparisonTask(project=project, prompt=prompt, overlap=project.overlap) for prompt, _ in groups]
+            tasks = [ComparisonTask(project_id=project.pk, prompt_id=prompt_id, overlap=project.overlap)
+                     for prompt_id, _ in groups]
             ComparisonTask.objects.bulk_create(tasks, batch_size=BATCH_SIZE)
             through = ComparisonTask.candidates.through
             links = [through(comparisontask_id=task.pk, candidate_id=c.pk)
@@ -385,13 +386,57 @@ def write_prompt_rows(project: Project, rows: list[PromptRow], *, source="") -> 
     except IntegrityError:
         raise Conflict("Another import added some of these external ids at the same time. Nothing was "
                        "imported; run the import again (it skips prompts already imported).")
-    report.prompts_created = len(prompts)
+    report.prompts_created = len(new_rows)
     report.candidates_created = len(candidates)
     report.tasks_created = len(tasks)
     return report
 
 
+def _insert_prompts(project, rows, source) -> list[int]:
+    """Insert the rows' prompts; returns their new ids in order. On Postgres through COPY from
+    plain tuples (an order of magnitude faster than INSERTs of model instances), then one
+    query maps our uids to the new ids."""
+    uids = [uuid.uuid4() for _ in rows]
+    splits = [stable_split(project.pk, uid, project.heldout_percent) for uid in uids]
+    if connection.vendor != "postgresql" or not rows:
+        prompts = [Prompt(uid=uid, project=project, messages=row.messages, external_id=row.external_id, tags=row.tags,
+                          source=row.source or source, split=split) for row, uid, split in zip(rows, uids, splits)]
+        Prompt.objects.bulk_create(prompts, batch_size=BATCH_SIZE)
+        return [p.pk for p in prompts]
+    now = timezone.now()
+    dumps = orjson.dumps
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COALESCE(MAX(id), 0) FROM labeling_prompt")
+        floor = cursor.fetchone()[0]
+        with cursor.cursor.copy("COPY labeling_prompt (uid, project_id, messages, external_id, tags, source, split, "
+                                "created_at) FROM STDIN") as copy:
+            for row, uid, split in zip(rows, uids, splits):
+                copy.write_row((uid, project.pk, dumps(row.messages).decode(), row.external_id,
+                                dumps(row.tags).decode(), row.source or source, split, now))
+        if not any(row.candidates for row in rows):
+            return [None] * len(rows)  # nothing refers to the new ids
+        # Ours all have ids above the largest one before the COPY; the uids tell them apart.
+        cursor.execute("SELECT uid, id FROM labeling_prompt WHERE project_id = %s AND id > %s", [project.pk, floor])
+        ids = dict(cursor.fetchall())
+    return [ids[uid] for uid in uids]
+
+
 def _known_external_ids(project, external_ids):
+    """Which of these external ids the project already has."""
+    if not external_ids or not Prompt.objects.filter(project=project, external_id__isnull=False).exists():
+        return set()
+    if connection.vendor == "postgresql" and len(external_ids) > 1000:
+        # A large file: COPY its ids into a temporary table and join (no giant IN list).
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE TEMPORARY TABLE import_external_ids (external_id varchar(255)) ON COMMIT DROP")
+            with cursor.cursor.copy("COPY import_external_ids (external_id) FROM STDIN") as copy:
+                for external_id in external_ids:
+                    copy.write_row((external_id,))
+            cursor.execute("SELECT p.external_id FROM labeling_prompt p JOIN import_external_ids i "
+                           "ON p.external_id = i.external_id WHERE p.project_id = %s", [project.pk])
+            known = {row[0] for row in cursor.fetchall()}
+            cursor.execute("DROP TABLE import_external_ids")
+            return known
     known = set()
     for start in range(0, len(external_ids), 10000):
         chunk = external_ids[start:start + 10000]
