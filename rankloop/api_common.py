@@ -71,3 +71,15 @@ def exception_handler(exc, context):
     from rest_framework.views import exception_handler as drf_exception_handler  # views import this module
 
     return drf_exception_handler(exc, context)
+
+
+class ServiceRefusal(exceptions.APIException):
+    """A service's refusal (ModelRegistryError, RoundError, …) with its message, as 400 for bad
+    input or 409 for an action the object's state does not allow."""
+
+    status_code = 400
+    default_code = "refused"
+
+    def __init__(self, message, status_code=400):
+        super().__init__({"detail": message})
+        self.status_code = status_code

@@ -5,6 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.routers import DefaultRouter
 
 from labeling import api as labeling_api
+from models_app import api as models_api
+from rlhf import api as rlhf_api
 
 router = DefaultRouter()
 router.register("projects", labeling_api.ProjectViewSet, basename="project")
@@ -14,6 +16,9 @@ router.register("tasks", labeling_api.TaskViewSet, basename="task")
 router.register("annotations", labeling_api.AnnotationViewSet, basename="annotation")
 router.register("pairs", labeling_api.PairViewSet, basename="pair")
 router.register("assignments", labeling_api.AssignmentViewSet, basename="assignment")
+router.register("model-versions", models_api.ModelVersionViewSet, basename="model-version")
+router.register("deployments", models_api.DeploymentViewSet, basename="deployment")
+router.register("rounds", rlhf_api.RoundViewSet, basename="round")
 
 app_name = "api"
 urlpatterns = [

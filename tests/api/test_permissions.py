@@ -63,6 +63,12 @@ def endpoints(w):
         ("post", f"/api/v1/projects/{slug}/next-task/", None, {ANON: 401, OUTSIDER: 404, ANNOTATOR: 200,
                                                              ADMIN: 200}),
         ("post", f"/api/v1/tasks/{w['leased'].task_id}/close/", None, {**admin_only, ADMIN: 200}),
+        ("get", "/api/v1/model-versions/", None, {**admin_only, ADMIN: 200}),
+        ("post", "/api/v1/model-versions/", {"path": "/nonexistent", "kind": "policy"}, {**admin_only, ADMIN: 400}),
+        ("get", "/api/v1/deployments/", None, {**admin_only, ADMIN: 200}),
+        ("post", "/api/v1/deployments/rollback/", {"project": slug}, {**admin_only, ADMIN: 409}),
+        ("get", "/api/v1/rounds/", None, {**admin_only, ADMIN: 200}),
+        ("post", "/api/v1/rounds/", {"project": slug, "algorithm": "dpo"}, {**admin_only, ADMIN: 400}),
     ]
 
 

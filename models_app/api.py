@@ -1,0 +1,143 @@
+"""The model-registry REST API (/api/v1/, admins only): model versions with lineage, and
+deployments (deploy, rollback). Thin views over models_app.services."""
+import django_filters
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from labeling.models import Project
+from rankloop.api_common import IsAdmin, ServiceRefusal
+
+from . import services
+from .models import Deployment, ModelVersion
+
+
+class LineageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "name", "kind", "is_adapter"]
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    lineage = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "kind", "name", "parent", "base_model", "artifact_dir", "is_adapter", "tokenizer_dir",
+                  "metrics", "training_run", "project", "status", "notes", "created_at", "lineage"]
+        read_only_fields = fields
+
+    def get_lineage(self, obj) -> list[dict]:
+        return LineageSerializer(obj.lineage(), many=True).data
+
+
+class RegisterModelSerializer(serializers.Serializer):
+    path = serializers.CharField(max_length=1000, help_text="A local Hugging Face model directory on the server.")
+    kind = serializers.ChoiceField(choices=ModelVersion.Kind.choices, default=ModelVersion.Kind.POLICY)
+    name = serializers.CharField(max_length=200, required=False)
+    parent = serializers.PrimaryKeyRelatedField(queryset=ModelVersion.objects.all(), required=False, allow_null=True)
+    is_adapter = serializers.BooleanField(default=False)
+    project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all(), required=False,
+                                           allow_null=True)
+    notes = serializers.CharField(required=False, allow_blank=True)
+
+
+class DeploymentSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    model_version_name = serializers.CharField(source="model_version.name", read_only=True)
+    deployed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Deployment
+        fields = ["id", "project", "model_version", "model_version_name", "deployed_by", "deployed_at",
+                  "is_active", "note"]
+        read_only_fields = fields
+
+
+class DeploySerializer(serializers.Serializer):
+    project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
+    model_version = serializers.PrimaryKeyRelatedField(queryset=ModelVersion.objects.all())
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class RollbackSerializer(serializers.Serializer):
+    project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
+    to = serializers.PrimaryKeyRelatedField(queryset=ModelVersion.objects.all(), required=False, allow_null=True,
+                                            help_text="Default: the version deployed before the current one.")
+
+
+class ModelVersionFilter(django_filters.FilterSet):
+    project = django_filters.CharFilter(field_name="project__slug")
+
+    class Meta:
+        model = ModelVersion
+        fields = ["kind", "status", "project", "parent", "name"]
+
+
+class DeploymentFilter(django_filters.FilterSet):
+    project = django_filters.CharFilter(field_name="project__slug")
+
+    class Meta:
+        model = Deployment
+        fields = ["project", "is_active", "model_version"]
+
+
+class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Policies and reward models with their lineage; POST registers a local model directory
+    (it must load)."""
+
+    permission_classes = [IsAdmin]
+    serializer_class = ModelVersionSerializer
+    filterset_class = ModelVersionFilter
+    queryset = ModelVersion.objects.select_related("project", "parent")
+
+    @extend_schema(request=RegisterModelSerializer, responses={201: ModelVersionSerializer})
+    def create(self, request):
+        data = RegisterModelSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        try:
+            version = services.register_model(
+                values["path"], kind=values["kind"], name=values.get("name"), parent=values.get("parent"),
+                is_adapter=values["is_adapter"], project=values.get("project"), notes=values.get("notes", ""),
+                user=request.user)
+        except services.ModelRegistryError as exc:
+            raise ServiceRefusal(str(exc))
+        return Response(ModelVersionSerializer(version).data, status=status.HTTP_201_CREATED)
+
+
+class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Which policy serves each project, and the history; POST deploys a version, rollback
+    puts an earlier one back."""
+
+    permission_classes = [IsAdmin]
+    serializer_class = DeploymentSerializer
+    filterset_class = DeploymentFilter
+    queryset = Deployment.objects.select_related("project", "model_version", "deployed_by")
+
+    @extend_schema(request=DeploySerializer, responses={201: DeploymentSerializer})
+    def create(self, request):
+        data = DeploySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        try:
+            deployment = services.deploy(values["project"], values["model_version"], user=request.user,
+                                         note=values["note"])
+        except services.ModelRegistryError as exc:
+            raise ServiceRefusal(str(exc), status.HTTP_409_CONFLICT)
+        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=RollbackSerializer, responses={201: DeploymentSerializer})
+    @action(detail=False, methods=["post"])
+    def rollback(self, request):
+        data = RollbackSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = get_object_or_404(Project, pk=data.validated_data["project"].pk)
+        try:
+            deployment = services.rollback(project, user=request.user, to=data.validated_data.get("to"))
+        except services.ModelRegistryError as exc:
+            raise ServiceRefusal(str(exc), status.HTTP_409_CONFLICT)
+        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)

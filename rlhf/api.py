@@ -1,0 +1,118 @@
+"""The rounds REST API (/api/v1/rounds/, admins only): launch, status (runs, progress,
+metrics), cancel, retry, deploy, rollback. Thin views over rlhf.services."""
+import django_filters
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from labeling.models import Project
+from rankloop.api_common import IsAdmin, ServiceRefusal
+
+from . import services
+from .models import Round, TrainingRun
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TrainingRun
+        fields = ["id", "kind", "status", "step", "total_steps", "heartbeat_at", "error", "started_at", "finished_at",
+                  "config"]
+        read_only_fields = fields
+
+
+class RoundSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    started_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    runs = TrainingRunSerializer(many=True, read_only=True)
+    percent = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Round
+        fields = ["id", "project", "number", "state", "algorithm", "hyperparameters", "data_filters", "deploy_rule",
+                  "policy_in", "policy_out", "reward_model", "metrics", "error", "started_by", "created_at",
+                  "updated_at", "percent", "runs"]
+        read_only_fields = fields
+
+    def get_percent(self, obj) -> int:
+        return services.round_progress(obj)["percent"]
+
+
+class LaunchSerializer(serializers.Serializer):
+    project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
+    algorithm = serializers.ChoiceField(choices=Round.Algorithm.choices)
+    hyperparameters = serializers.JSONField(required=False, default=dict,
+                                            help_text='e.g. {"policy": {"learning_rate": 1e-6}}')
+    data_filters = serializers.JSONField(required=False, default=dict, help_text='e.g. {"min_agreement": 0.6}')
+    deploy_rule = serializers.JSONField(required=False, default=dict, help_text='e.g. {"min_win_rate": 0.55}')
+
+
+class DeployRoundSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class RoundFilter(django_filters.FilterSet):
+    project = django_filters.CharFilter(field_name="project__slug")
+
+    class Meta:
+        model = Round
+        fields = ["project", "state", "algorithm", "number"]
+
+
+class RoundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    permission_classes = [IsAdmin]
+    serializer_class = RoundSerializer
+    filterset_class = RoundFilter
+    queryset = Round.objects.select_related("project", "started_by").prefetch_related("runs")
+
+    def _answer(self, round, code=status.HTTP_200_OK):
+        return Response(RoundSerializer(self.get_queryset().get(pk=round.pk)).data, status=code)
+
+    @extend_schema(request=LaunchSerializer, responses={201: RoundSerializer})
+    def create(self, request):
+        """Launch a round: train a reward model and optimize the deployed policy (or DPO on the
+        pairs), then evaluate; refused with the reason when settings or data do not allow it."""
+        data = LaunchSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        try:
+            round = services.launch_round(values["project"], user=request.user, algorithm=values["algorithm"],
+                                          hyperparameters=values["hyperparameters"],
+                                          data_filters=values["data_filters"], deploy_rule=values["deploy_rule"])
+        except services.RoundError as exc:
+            raise ServiceRefusal(str(exc))
+        return self._answer(round, status.HTTP_201_CREATED)
+
+    def _act(self, function, **kwargs):
+        round = self.get_object()
+        try:
+            round = function(round, user=self.request.user, **kwargs)
+        except services.RoundError as exc:
+            raise ServiceRefusal(str(exc), status.HTTP_409_CONFLICT)
+        return self._answer(round)
+
+    @extend_schema(request=None, responses={200: RoundSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Stop the round: pending runs are revoked, a running one stops at its next step."""
+        return self._act(services.cancel_round)
+
+    @extend_schema(request=None, responses={200: RoundSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        """Run a failed or cancelled round again from where it stopped."""
+        return self._act(services.retry_round)
+
+    @extend_schema(request=DeployRoundSerializer, responses={200: RoundSerializer})
+    @action(detail=True, methods=["post"])
+    def deploy(self, request, pk=None):
+        """Deploy the round's new policy on its project."""
+        data = DeployRoundSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return self._act(services.deploy_round, note=data.validated_data["note"])
+
+    @extend_schema(request=None, responses={200: RoundSerializer})
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, pk=None):
+        """Put back the policy the round started from."""
+        return self._act(services.rollback_round)
