@@ -4,6 +4,7 @@ annotations, pairs, import, export. Annotator endpoints: their projects (read), 
 their own assignments, submit and skip."""
 import django_filters
 from django.contrib.auth import get_user_model
+from django.http.request import RawPostDataException
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -207,7 +208,11 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
             data, filename = upload.read(), upload.name
             fmt = fmt or request.data.get("format")
         else:
-            data, filename = request._request.body, None
+            try:
+                data, filename = request._request.body, None
+            except RawPostDataException:  # a form body already parsed (session + CSRF check)
+                raise serializers.ValidationError({"file": "Send the file as multipart field 'file', or as the body "
+                                                           "with Content-Type application/x-ndjson or text/csv."})
         report = importing.import_prompts(project, data, fmt=fmt, filename=filename, content_type=content_type,
                                           source=f"import by {request.user.username}")
         return Response(report.as_dict(), status=status.HTTP_201_CREATED)

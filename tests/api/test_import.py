@@ -130,3 +130,12 @@ def test_management_command_uses_the_same_import(project, tmp_path):
     assert "1 prompts created" in out.getvalue()
     call_command("import_prompts", str(path), "--project", project.slug, stdout=out)
     assert Prompt.objects.filter(project=project).count() == 1
+
+
+def test_session_user_can_import_a_plain_body(client, admin_user, project):
+    """curl --data-binary sends form-encoded by default; the body is still read as the file."""
+    client.force_login(admin_user)
+    response = client.post(f"/api/v1/projects/{project.slug}/import/", data=jsonl({"prompt": "form?"}),
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 201, response.content
+    assert Prompt.objects.get(project=project).messages[0]["content"] == "form?"
