@@ -16,6 +16,8 @@ def test_schema_and_docs_pages_need_no_cdn(client, admin_api):
     for page in ("/api/v1/docs/", "/api/v1/redoc/"):
         html = client.get(page).content.decode()
         assert "cdn." not in html and "unpkg" not in html and "/static/drf_spectacular_sidecar/" in html
+    bundle = client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
+    assert bundle.status_code == 200
 
 
 @pytest.mark.django_db(transaction=True)
