@@ -5,7 +5,7 @@ their own assignments, submit and skip."""
 import django_filters
 from django.contrib.auth import get_user_model
 from django.http.request import RawPostDataException
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -149,12 +149,15 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
     @action(detail=True, methods=["post"], url_path="next-task", permission_classes=[IsAuthenticated])
     def next_task(self, request, slug=None):
         """Lease your next task in this project (or get your live lease back)."""
-        project = self.get_object()
-        assignment = services.assign_next(project, request.user)
+        # assign_next checks membership itself; a project you don't label answers 404.
+        project = get_object_or_404(Project, slug=slug, is_archived=False)
+        try:
+            assignment = services.assign_next(project, request.user)
+        except services.NotAllowed:
+            raise Http404
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(AssignmentSerializer(_assignments().get(pk=assignment.pk),
-                                             context=self.get_serializer_context()).data)
+        return Response(AssignmentSerializer(assignment, context=self.get_serializer_context()).data)
 
     @extend_schema(responses=inline_serializer("ProjectProgress", {
         "progress": serializers.DictField(), "agreement": serializers.DictField()}))
@@ -322,7 +325,12 @@ class AssignmentViewSet(viewsets.ReadOnlyModelViewSet):
         """Submit your ranking. Repeating the same submit returns the stored annotation."""
         payload = SubmissionSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        annotation = services.submit_annotation(self.get_object().pk, request.user, dict(payload.validated_data))
+        # The service checks existence and ownership under its row lock; someone else's
+        # assignment answers 404 here, as it does for every other assignment route.
+        try:
+            annotation = services.submit_annotation(pk, request.user, dict(payload.validated_data))
+        except services.NotAllowed:
+            raise Http404
         return Response(AnnotationSerializer(annotation, context=self.get_serializer_context()).data,
                         status=status.HTTP_201_CREATED)
 

@@ -158,8 +158,11 @@ class AssignmentSerializer(serializers.ModelSerializer):
         return obj.task.prompt.messages
 
     def get_candidates(self, obj) -> list:
-        by_id = {c.pk: c for c in obj.task.candidates.all()}
-        return ShownCandidateSerializer([by_id[int(i)] for i in obj.shown_order if int(i) in by_id], many=True).data
+        shown = getattr(obj, "candidates_in_order", None)  # set by services.assign_next: no query
+        if shown is None:
+            by_id = {c.pk: c for c in obj.task.candidates.all()}
+            shown = [by_id[int(i)] for i in obj.shown_order if int(i) in by_id]
+        return ShownCandidateSerializer(shown, many=True).data
 
     def get_annotation(self, obj) -> dict | None:
         annotation = getattr(obj, "annotation", None) if obj.status == Assignment.Status.SUBMITTED else None

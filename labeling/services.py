@@ -127,7 +127,7 @@ def assign_next(project: Project, annotator, *, now=None) -> Assignment | None:
     lease = timedelta(seconds=project.lease_seconds)
     with transaction.atomic():
         mine = (
-            Assignment.objects.select_for_update()
+            Assignment.objects.select_for_update(of=("self",)).select_related("task__prompt")
             .filter(project=project, annotator=annotator, status=Assignment.Status.LEASED)
             .order_by("id")
             .first()
@@ -137,6 +137,7 @@ def assign_next(project: Project, annotator, *, now=None) -> Assignment | None:
             if mine.expires_at <= now:
                 mine.expires_at = now + lease
                 mine.save(update_fields=["expires_at"])
+            mine.project = project
             mine.candidates_in_order = _candidates_in_order(mine.task_id, mine.shown_order)
             return mine
         task = _claim_open_task(project, annotator)

@@ -90,7 +90,14 @@ TEMPLATES = [
 # Database: DATABASE_URL (Postgres in tests and production), else embedded SQLite.
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    # No per-request health check: it costs a round trip on every request; a broken
+    # connection is replaced at the next request anyway.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Server-side binding lets psycopg prepare the hot queries (next task, submit) once
+        # per connection instead of Postgres parsing and planning them on every request.
+        DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env_bool(
+            "DATABASE_SERVER_SIDE_BINDING", default=True)
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -153,6 +160,10 @@ SESSION_COOKIE_HTTPONLY = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", str(50 * 1024 * 1024)))
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 
+# Cache (throttle counters): shared Redis when CACHE_URL is set, else per process.
+if os.environ.get("CACHE_URL"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["CACHE_URL"]}}
+
 # Celery: Redis (or any broker URL) when set, else kombu's filesystem transport, which
 # needs no server and does not share the SQLite file.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
@@ -203,8 +214,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "rankloop.api_common.AnonThrottle",
+        "rankloop.api_common.UserThrottle",
         "rankloop.api_common.TokenRateThrottle",
     ],
     "EXCEPTION_HANDLER": "rankloop.api_common.exception_handler",
