@@ -116,11 +116,10 @@ def stage_config(round, kind: str) -> dict:
     return {"seed": round.hyperparameters.get("seed", DEFAULTS["seed"]), **stage_settings(round, kind)}
 
 
-def trainer_args(stage: str, settings: dict, *, output_dir: str, seed: int):
-    """The TRL config object for a stage: common CPU-safe arguments, then the stage's settings."""
+def trainer_kwargs(stage: str, settings: dict, *, output_dir: str, seed: int) -> dict:
+    """The keyword arguments of a stage's TRL config: common CPU-safe ones, then the stage's settings."""
     import torch
 
-    cls = config_class(stage)
     fields = config_fields(stage)
     args = {**COMMON_TRAINER_ARGS, "seed": seed, "output_dir": output_dir,
             "bf16": bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())}
@@ -128,7 +127,11 @@ def trainer_args(stage: str, settings: dict, *, output_dir: str, seed: int):
     if stage == "ppo":
         args["save_strategy"] = "no"  # PPOTrainer cannot resume; its checkpoints would only cost time
         args["num_sample_generations"] = 0
-    return cls(**{k: v for k, v in args.items() if k in fields})
+    return {k: v for k, v in args.items() if k in fields}
+
+
+def trainer_args(stage: str, settings: dict, *, output_dir: str, seed: int):
+    return config_class(stage)(**trainer_kwargs(stage, settings, output_dir=output_dir, seed=seed))
 
 
 def validate_deploy_rule(rule) -> dict:

@@ -100,3 +100,41 @@ def demonstrations(project) -> list[dict]:
                                       task__prompt__split=Prompt.Split.TRAIN)
             .exclude(ideal_answer="").select_related("task__prompt").order_by("id"))
     return [{"messages": [*a.task.prompt.messages, {"role": "assistant", "content": a.ideal_answer}]} for a in rows]
+
+
+def import_preference_rows(project, rows, *, annotator, source: str) -> int:
+    """Seed a project from an existing preference dataset (TRL standard or conversational rows):
+    each row becomes a prompt, its two answers external candidates, and one annotation by
+    `annotator` through the labeling services, so the pairs are aggregated as for live labels.
+    Rows whose id the project already has are skipped. Returns how many were added."""
+    from django.db import transaction
+
+    from labeling import services as labeling
+    from labeling.models import Candidate
+
+    labeling.add_annotator(project, annotator)
+    known = set(Prompt.objects.filter(project=project).values_list("external_id", flat=True))
+    added = 0
+    with transaction.atomic():
+        for number, row in enumerate(rows):
+            external_id = str(row.get("id") or f"{source}:{number}")
+            if external_id in known:
+                continue
+            prompt = row["prompt"]
+            messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+            texts = {side: row[side] if isinstance(row[side], str) else row[side][-1]["content"]
+                     for side in ("chosen", "rejected")}
+            prompt_row = Prompt.objects.create(project=project, messages=messages, external_id=external_id,
+                                               source=source)
+            candidates = [Candidate.objects.create(prompt=prompt_row, text=texts[side], external_source=source,
+                                                   external_id=side) for side in ("chosen", "rejected")]
+            labeling.create_task(prompt_row, candidates)
+            added += 1
+    while (assignment := labeling.assign_next(project, annotator)) is not None:
+        sides = dict(Candidate.objects.filter(pk__in=assignment.shown_order).values_list("external_id", "pk"))
+        if not {"chosen", "rejected"} <= set(sides):  # a task of the project's own, not from this file
+            labeling.skip_task(assignment.pk, annotator)
+            continue
+        labeling.submit_annotation(assignment.pk, annotator,
+                                   {"ranking": [[sides["chosen"]], [sides["rejected"]]]})
+    return added

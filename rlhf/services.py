@@ -10,7 +10,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import F, Max, Value
+from django.db.models.functions import Concat, Right
 from django.utils import timezone
 
 from . import config as round_config
@@ -126,12 +127,17 @@ def generate_for_round(round: Round, prompt_ids) -> int:
         logger.exception("generation for %s failed", round)
         fail_round(round, f"Generating candidates failed: {exc}")
         return 0
-    transition(round, S.LABELING, note=f"{len(tasks_made)} comparison tasks")
+    try:
+        transition(round, S.LABELING, note=f"{len(tasks_made)} comparison tasks")
+    except RoundError:  # cancelled while generating: the candidates stay, the round stays cancelled
+        pass
     return len(tasks_made)
 
 
-def launch_round(project, *, user, algorithm, hyperparameters=None, data_filters=None, deploy_rule=None) -> Round:
-    """Validate a round's settings and its data, then enqueue its chain of training tasks.
+def launch_round(project, *, user, algorithm, hyperparameters=None, data_filters=None, deploy_rule=None,
+                 enqueue=True) -> Round:
+    """Validate a round's settings and its data, then enqueue its chain of training tasks
+    (enqueue=False only plans the runs, for a caller that runs them in-process: benchmarks).
 
     Uses the project's round in labeling if there is one (its labels are the newest), else a
     new round. Refuses with a RoundError saying what is wrong or missing."""
@@ -170,7 +176,8 @@ def launch_round(project, *, user, algorithm, hyperparameters=None, data_filters
         transition(round, S.TRAINING, user=user, note=f"{algorithm} from {policy}")
         for kind in stages(round):
             TrainingRun.objects.create(round=round, kind=kind, config=round_config.stage_config(round, kind))
-        transaction.on_commit(lambda: enqueue_chain(round))
+        if enqueue:
+            transaction.on_commit(lambda: enqueue_chain(round))
     return round
 
 
@@ -261,14 +268,18 @@ def retry_round(round: Round, *, user) -> Round:
 
 def deploy_round(round: Round, *, user, note: str = "") -> Round:
     """Deploy the round's new policy on its project; the next generation uses it."""
-    from models_app import services as model_services
-
     round.refresh_from_db()
     if round.state != S.EVALUATING or round.policy_out is None:
         raise RoundError(f"Round {round.number} is {round.state}; only an evaluated round with a new policy "
                          "can be deployed.")
     if round.runs.filter(kind=TrainingRun.Kind.EVAL).exclude(status=TrainingRun.Status.SUCCEEDED).exists():
         raise RoundError(f"Round {round.number} is still being evaluated; deploy it when the evaluation is done.")
+    return _deploy(round, user=user, note=note)
+
+
+def _deploy(round: Round, *, user, note: str) -> Round:
+    from models_app import services as model_services
+
     with transaction.atomic():
         try:
             model_services.deploy(round.project, round.policy_out, user=_user(user),
@@ -297,14 +308,20 @@ def rollback_round(round: Round, *, user) -> Round:
 
 
 def apply_deploy_rule(round: Round) -> bool:
-    """Deploy automatically when the round's rule holds on its evaluation metrics."""
+    """Deploy automatically when the round's rule holds on its evaluation metrics (called by the
+    evaluation once its metrics are stored)."""
     holds, reason = round_config.deploy_rule_holds(round.deploy_rule, round.metrics)
     if not holds:
         if reason:
             RoundTransition.objects.create(round=round, from_state=round.state, to_state=round.state,
                                            note=f"not deployed automatically: {reason}")
         return False
-    deploy_round(round, user=None, note=f"auto-deploy: {reason}")
+    try:
+        _deploy(round, user=None, note=f"auto-deploy: {reason}")
+    except RoundError as exc:  # the round stays evaluated; an admin can deploy or not
+        RoundTransition.objects.create(round=round, from_state=round.state, to_state=round.state,
+                                       note=f"automatic deploy refused: {exc}")
+        return False
     return True
 
 
@@ -350,9 +367,9 @@ def record_metrics(run_id: int, step: int, values: dict) -> None:
 
 
 def append_log(run_id: int, text: str) -> None:
-    with transaction.atomic():
-        run = TrainingRun.objects.select_for_update().only("log_tail").get(pk=run_id)
-        TrainingRun.objects.filter(pk=run_id).update(log_tail=_tail(run.log_tail + text))
+    """Append to the run's log, keeping its tail: one UPDATE, so it costs a training step little."""
+    TrainingRun.objects.filter(pk=run_id).update(
+        log_tail=Right(Concat(F("log_tail"), Value(text[-LOG_TAIL_CHARS:])), LOG_TAIL_CHARS))
 
 
 def _tail(text: str) -> str:

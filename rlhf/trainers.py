@@ -9,11 +9,12 @@ import contextlib
 import logging
 import shutil
 import threading
+import time
 from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections, connection
-from transformers import TrainerCallback
+from transformers import TrainerCallback, set_seed
 
 from labeling.models import Prompt
 
@@ -29,17 +30,27 @@ class RunCancelled(Exception):
 
 
 class RunCallback(TrainerCallback):
-    """Progress, heartbeat, metrics and log tail of a run, written as the trainer goes."""
+    """Progress, heartbeat, metrics and log tail of a run, written as the trainer goes. Progress
+    (and the cancel check) at most every `every_s`, so tiny fast steps do not wait on the database."""
 
-    def __init__(self, run_id: int):
+    def __init__(self, run_id: int, every_s: float = 0.5):
         self.run_id = run_id
+        self.every_s = every_s
+        self.last = 0.0
 
     def on_train_begin(self, args, state, control, **kwargs):
         services.record_progress(self.run_id, step=state.global_step, total=state.max_steps)
 
     def on_step_end(self, args, state, control, **kwargs):
+        now = time.monotonic()
+        if now - self.last < self.every_s and state.global_step < state.max_steps:
+            return
+        self.last = now
         if services.record_progress(self.run_id, step=state.global_step, total=state.max_steps):
             raise RunCancelled(f"cancelled at step {state.global_step}")
+
+    def on_train_end(self, args, state, control, **kwargs):
+        services.record_progress(self.run_id, step=state.global_step, total=state.max_steps)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
@@ -123,7 +134,18 @@ def load_fresh(version, *, head="causal"):
     """A model of its own (training mutates it), on CPU; the trainer moves it."""
     from models_app.loading import load_model_uncached
 
-    return load_model_uncached(version, head=head)
+    return for_training(load_model_uncached(version, head=head))
+
+
+def for_training(model):
+    """bf16 weights train very slowly on a CPU: train in float32 there, and save the version in
+    the dtype it came in (save_version casts back)."""
+    import torch
+
+    model.rankloop_stored_dtype = next(model.parameters()).dtype
+    if not torch.cuda.is_available() and model.rankloop_stored_dtype != torch.float32:
+        model = model.float()
+    return model
 
 
 def reward_model_from_policy(policy):
@@ -133,13 +155,14 @@ def reward_model_from_policy(policy):
     from models_app.loading import artifact_path
 
     if not policy.is_adapter:
-        return AutoModelForSequenceClassification.from_pretrained(str(artifact_path(policy)), num_labels=1)
+        return for_training(AutoModelForSequenceClassification.from_pretrained(str(artifact_path(policy)),
+                                                                               num_labels=1))
     import tempfile
 
     merged = load_fresh(policy)
     with tempfile.TemporaryDirectory() as tmp:
         merged.save_pretrained(tmp)
-        return AutoModelForSequenceClassification.from_pretrained(tmp, num_labels=1)
+        return for_training(AutoModelForSequenceClassification.from_pretrained(tmp, num_labels=1))
 
 
 def lora_config(values: dict, task_type: str):
@@ -164,7 +187,10 @@ def save_version(model, tokenizer, *, run, kind, suffix, parent, metrics):
 
     name = version_name(run, suffix)
     path = version_dir(kind, name)
+    stored_dtype = getattr(model, "rankloop_stored_dtype", None)
     model = merged(model)
+    if stored_dtype is not None:
+        model = model.to(stored_dtype)
     model.save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
     return model_services.register_model(
@@ -230,6 +256,7 @@ def train_reward_model(run: TrainingRun):
     train_rows = datasets.preference_rows(round.project, filters, split=Prompt.Split.TRAIN)
     heldout_rows = datasets.preference_rows(round.project, filters, split=Prompt.Split.HELDOUT)
     tokenizer = load_tokenizer(round.policy_in)
+    set_seed(values.get("seed", 0))  # the new score head's initialization repeats with the seed
     model = reward_model_from_policy(round.policy_in)
     model.config.pad_token_id = tokenizer.pad_token_id
     columns = ["prompt", "chosen", "rejected"] + (["margin"] if values.get("use_margin") else [])
@@ -240,18 +267,16 @@ def train_reward_model(run: TrainingRun):
                             peft_config=lora_config(values, "SEQ_CLS"), callbacks=[RunCallback(run.pk)])
     _train(trainer, run)
     model = merged(trainer.model)
-    accuracy = pair_accuracy(model, tokenizer, heldout_rows[: round_config.DEFAULTS["eval"]["max_pairs"]])
-    train_accuracy = pair_accuracy(model, tokenizer, train_rows[:256])
-    metrics = {"heldout_accuracy": accuracy, "train_accuracy": train_accuracy,
-               "pairs_train": len(train_rows), "pairs_heldout": len(heldout_rows)}
-    services.record_metrics(run.pk, trainer.state.global_step,
-                            {"rm_accuracy_heldout": accuracy, "rm_accuracy_train": train_accuracy}
-                            if accuracy is not None else {"rm_accuracy_train": train_accuracy})
+    # Every held-out pair counts: it is the figure the version is judged by.
+    accuracy = pair_accuracy(model, tokenizer, heldout_rows)
+    metrics = {"heldout_accuracy": accuracy, "pairs_train": len(train_rows), "pairs_heldout": len(heldout_rows)}
+    if accuracy is not None:
+        services.record_metrics(run.pk, trainer.state.global_step, {"rm_accuracy_heldout": accuracy})
     version = save_version(model, tokenizer, run=run, kind="reward", suffix="rm", parent=round.policy_in,
                            metrics=metrics)
     services.set_round_outputs(round, reward_model=version)
-    services.merge_round_metrics(round, {"rm_accuracy_heldout": accuracy, "rm_accuracy_train": train_accuracy,
-                                         "pairs_train": len(train_rows), "pairs_heldout": len(heldout_rows)})
+    services.merge_round_metrics(round, {"rm_accuracy_heldout": accuracy, "pairs_train": len(train_rows),
+                                         "pairs_heldout": len(heldout_rows)})
     return version
 
 
@@ -404,6 +429,11 @@ def evaluate_round(run: TrainingRun):
     services.append_log(run.pk, "evaluation: " + ", ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()) + "\n")
     services.merge_round_metrics(round, metrics)
+    # Decide before the run reads as finished, so nobody sees an evaluated round that is
+    # about to deploy itself.
+    round.refresh_from_db()
+    if round.state == Round.State.EVALUATING:
+        services.apply_deploy_rule(round)
     return metrics
 
 
@@ -462,8 +492,4 @@ def execute(run: TrainingRun, *, celery_id: str = "") -> str:
             services.finish_run(run, TrainingRun.Status.FAILED, error=message)
             return TrainingRun.Status.FAILED
     services.finish_run(run, TrainingRun.Status.SUCCEEDED)
-    if run.kind == TrainingRun.Kind.EVAL:
-        round = Round.objects.get(pk=run.round_id)
-        if round.state == Round.State.EVALUATING:
-            services.apply_deploy_rule(round)
     return TrainingRun.Status.SUCCEEDED

@@ -1,30 +1,17 @@
 """Round pages (staff): list and launch per project, the round page with live progress, charts,
 log tail, artifacts and actions. Thin: every change goes through `services`."""
-import functools
-
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling.models import Project, Prompt
+from labeling.views import staff_required
 from models_app.services import deployed_policy
 
 from . import config, forms, services
 from .models import Round
-
-
-def staff_required(view):
-    @functools.wraps(view)
-    @login_required
-    def wrapped(request, *args, **kwargs):
-        if not request.user.is_staff:
-            raise PermissionDenied("Only staff can manage training rounds.")
-        return view(request, *args, **kwargs)
-
-    return wrapped
 
 
 @staff_required
@@ -62,13 +49,15 @@ def project_rounds(request, slug):
 @staff_required
 @require_POST
 def generate(request, slug):
-    """A new labeling round: the deployed policy writes candidates for prompts that have none."""
+    """A new labeling round: the deployed policy writes candidates for prompts it has not answered."""
     project = get_object_or_404(Project, slug=slug)
     form = forms.GenerateForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Give a number of prompts between 1 and 10000.")
         return redirect("rlhf:project", slug=slug)
-    prompts = Prompt.objects.filter(project=project, tasks__isnull=True).order_by("id")[:form.cleaned_data["prompts"]]
+    # Prompts the deployed policy has not answered yet (all of them after a new deployment).
+    prompts = (Prompt.objects.filter(project=project).exclude(candidates__model_version=deployed_policy(project))
+               .order_by("id")[:form.cleaned_data["prompts"]])
     try:
         round = services.start_labeling_round(project, prompts, user=request.user)
     except services.RoundError as exc:

@@ -70,3 +70,13 @@ def test_launch_then_watch_then_cancel(staff_client, labeled_project, admin_user
     partial = staff_client.get(reverse("rlhf:progress", args=[round.pk]), HTTP_HX_REQUEST="true")
     assert partial["HX-Refresh"] == "true"  # settled: the page reloads once and stops polling
     assert MetricPoint.objects.filter(run=reward).count() == 3
+
+
+def test_generate_starts_a_labeling_round(staff_client, project_with_policy):
+    from .conftest import add_prompts
+
+    add_prompts(project_with_policy, 3)
+    response = staff_client.post(reverse("rlhf:generate", args=[project_with_policy.slug]), {"prompts": "2"})
+    round = Round.objects.get()
+    assert response.status_code == 302 and round.state == Round.State.GENERATING
+    assert round.transitions.get().note == "2 prompts"
