@@ -133,7 +133,7 @@ def add_prompts(project, n, *, start=0):
             for i in range(start, start + n)]
 
 
-def annotate_all(project, annotator, *, prefer=lambda texts: 0, tie=False):
+def annotate_all(project, annotator, *, prefer=lambda texts: 0, tie=False, ideal_answer=""):
     """Rank every open task through the labeling services; `prefer` picks the winner's index."""
     done = 0
     while (assignment := labeling.assign_next(project, annotator)) is not None:
@@ -143,7 +143,7 @@ def annotate_all(project, annotator, *, prefer=lambda texts: 0, tie=False):
         else:
             texts = [Candidate.objects.get(pk=c).text for c in shown]
             best = shown[prefer(texts)]
-            payload = {"ranking": [[best], [c for c in shown if c != best]]}
+            payload = {"ranking": [[best], [c for c in shown if c != best]], "ideal_answer": ideal_answer}
         labeling.submit_annotation(assignment.pk, annotator, payload)
         done += 1
     return done
@@ -158,10 +158,12 @@ def hand_written_tasks(project, prompts):
 
 @pytest.fixture
 def labeled_project(project_with_policy):
-    """Six prompts with two hand-written candidates each, all ranked (helpful beats refusal)."""
+    """Six prompts with two hand-written candidates each, all ranked (helpful beats refusal), each
+    with an ideal answer written by the annotator (for SFT)."""
     project = project_with_policy
     hand_written_tasks(project, add_prompts(project, 6))
-    annotate_all(project, project.annotator, prefer=lambda texts: 0 if texts[0].startswith("Here") else 1)
+    annotate_all(project, project.annotator, prefer=lambda texts: 0 if texts[0].startswith("Here") else 1,
+                 ideal_answer="Here is the ideal answer, with an example.")
     return project
 
 

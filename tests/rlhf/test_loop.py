@@ -74,12 +74,19 @@ def test_ppo_round_closes_the_loop(worker, project_with_policy, admin_user, tiny
 
 @pytest.mark.parametrize("algorithm", ["grpo", "rloo", "dpo"])
 def test_each_algorithm_trains_and_waits_for_the_admin(worker, labeled_project, admin_user, algorithm):
-    round = services.launch_round(labeled_project, user=admin_user, algorithm=algorithm, hyperparameters=TINY)
+    sft = algorithm == "dpo"  # SFT on the annotators' ideal answers first, once
+    hyperparameters = {**TINY, "sft": {"enabled": True, "max_steps": 2}} if sft else TINY
+    round = services.launch_round(labeled_project, user=admin_user, algorithm=algorithm,
+                                  hyperparameters=hyperparameters)
     wait_for(lambda: round.runs.filter(kind="eval", status__in=["succeeded", "failed"]).exists()
              or state_of(round) == Round.State.FAILED, what="the evaluation")
     round.refresh_from_db()
     assert round.state == Round.State.EVALUATING, round.error  # no deploy rule: an admin decides
     assert round.policy_out.training_run.kind == algorithm
+    if sft:
+        sft_version = round.policy_out.parent
+        assert sft_version.training_run.kind == "sft" and sft_version.metrics["demonstrations"] > 0
+        assert sft_version.parent == round.policy_in
     assert round.metrics["win_rate"] is not None
     services.deploy_round(round, user=admin_user)
     assert state_of(round) == Round.State.DEPLOYED
