@@ -51,7 +51,7 @@ class Worker:
     def __init__(self, database_url, model_store, log_path):
         self.env = {
             **os.environ, "DATABASE_URL": database_url, "MODEL_STORE": str(model_store),
-            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, "CELERY_TASK_ALWAYS_EAGER": "0",
+            "CELERY_TASK_ALWAYS_EAGER": "0",
             "OMP_NUM_THREADS": "1", "RLHF_TORCH_THREADS": "1", "RLHF_HEARTBEAT_S": "1",
             "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT),
         }
