@@ -445,10 +445,26 @@ def round_percent(fraction, total):
     return int(100 * fraction / total) if total else 0
 
 
+def metrics_table(round: Round) -> list[tuple[str, str]]:
+    """The round's metrics as (name, shown value) rows: rates and rewards to 4 places."""
+    rows = []
+    for name, value in round.metrics.items():
+        if value is None:
+            shown = "—"
+        elif isinstance(value, float):
+            shown = f"{value:.4f}"
+        else:
+            shown = str(value)
+        rows.append((name.replace("_", " "), shown))
+    return rows
+
+
 def metric_series(round: Round) -> dict:
-    """{run label: {metric name: [[step, value], ...]}} for the charts."""
+    """{run label: {metric name: [[step, value], ...]}} for the charts (training runs)."""
     series = {}
-    rows = (MetricPoint.objects.filter(run__round=round).order_by("run_id", "step", "id")
+    # The evaluation's figures are one point each: they are the round's metrics table, not a curve.
+    rows = (MetricPoint.objects.filter(run__round=round).exclude(run__kind=TrainingRun.Kind.EVAL)
+            .order_by("run_id", "step", "id")
             .values_list("run_id", "run__kind", "name", "step", "value"))
     for run_id, kind, name, step, value in rows:
         series.setdefault(f"{kind} #{run_id}", {}).setdefault(name, []).append([step, value])
