@@ -21,7 +21,8 @@ class LaunchRoundForm(forms.Form):
     include_ties = forms.BooleanField(required=False, help_text="Keep tied pairs (off: ties are left out).")
     min_win_rate = forms.FloatField(required=False, min_value=0, max_value=1,
                                     help_text="Deploy automatically when the new policy wins this often.")
-    max_kl = forms.FloatField(required=False, min_value=0, label="Max KL", help_text="…and stays this close to the old one.")
+    max_kl = forms.FloatField(required=False, min_value=0, label="Max KL",
+                              help_text="…and stays this close to the old one.")
 
     def clean_hyperparameters(self):
         text = self.cleaned_data["hyperparameters"].strip()
