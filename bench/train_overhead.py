@@ -149,7 +149,7 @@ def main():
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--lora", action="store_true")
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads on both sides (steadier on a shared box).")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads, both sides (steadier when shared).")
     parser.add_argument("--repeat", type=int, default=3, help="Runs of each side, alternating; the best counts.")
     parser.add_argument("--side", choices=["platform", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)

@@ -49,4 +49,4 @@ class LaunchRoundForm(forms.Form):
 
 class GenerateForm(forms.Form):
     prompts = forms.IntegerField(min_value=1, max_value=10000, initial=20,
-                                 help_text="How many prompts (not yet answered by the deployed policy) to generate for.")
+                                 help_text="How many prompts (not answered by the deployed policy yet).")

@@ -101,7 +101,8 @@ def worker_process(django_db_setup, django_db_blocker, model_store, tmp_path_fac
     with django_db_blocker.unblock():
         name = connection.settings_dict["NAME"]
     base = settings.DATABASES["default"]
-    url = f"postgres://{base.get('USER') or 'postgres'}@{base.get('HOST') or '127.0.0.1'}:{base.get('PORT') or 5432}/{name}"
+    user, host, port = base.get("USER") or "postgres", base.get("HOST") or "127.0.0.1", base.get("PORT") or 5432
+    url = f"postgres://{user}@{host}:{port}/{name}"
     app.control.purge()  # leftovers of an earlier, interrupted run
     worker = Worker(url, model_store, tmp_path_factory.mktemp("worker") / "celery.log")
     yield worker

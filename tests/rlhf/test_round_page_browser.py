@@ -43,7 +43,8 @@ def test_round_page_draws_charts_and_follows_progress(live_server, labeled_proje
         page.wait_for_load_state()
         page.goto(live_server.url + reverse("rlhf:detail", args=[round.pk]))
         page.evaluate("window.sameDocument = true")
-        page.wait_for_function("() => window.Chart && Chart.getChart(document.querySelector('canvas[data-group=loss]'))")
+        page.wait_for_function(
+            "() => window.Chart && Chart.getChart(document.querySelector('canvas[data-group=loss]'))")
         loss = page.evaluate("Chart.getChart(document.querySelector('canvas[data-group=loss]')).data.datasets"
                              ".map(d => [d.label, d.data.map(p => p.y)])")
         assert loss == [[f"reward #{run.pk} loss", [0.69, 0.6, 0.52]]]

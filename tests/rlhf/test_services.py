@@ -20,7 +20,8 @@ def test_transitions_are_recorded_and_illegal_ones_refused(project_with_policy, 
     round = Round.objects.create(project=project_with_policy, number=1)
     services.transition(round, Round.State.TRAINING, user=admin_user, note="go")
     recorded = round.transitions.get()
-    assert (recorded.from_state, recorded.to_state, recorded.by, recorded.note) == ("draft", "training", admin_user, "go")
+    assert (recorded.from_state, recorded.to_state, recorded.by) == ("draft", "training", admin_user)
+    assert recorded.note == "go"
     assert recorded.at is not None
     with pytest.raises(services.RoundError, match="is training; it cannot become deployed"):
         services.transition(round, Round.State.DEPLOYED, user=admin_user)
