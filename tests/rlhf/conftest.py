@@ -92,7 +92,7 @@ class Worker:
                 self.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped once this package's tests are done
 def worker_process(django_db_setup, django_db_blocker, model_store, tmp_path_factory):
     from django.db import connection
 
