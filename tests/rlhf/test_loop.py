@@ -78,6 +78,9 @@ def test_ppo_round_closes_the_loop(worker, project_with_policy, admin_user, tiny
 def test_each_algorithm_trains_and_waits_for_the_admin(worker, labeled_project, admin_user, algorithm):
     sft = algorithm == "dpo"  # SFT on the annotators' ideal answers first, once
     hyperparameters = {**TINY, "sft": {"enabled": True, "max_steps": 2}} if sft else TINY
+    if algorithm == "grpo":  # LoRA once for each kind of model
+        hyperparameters = {**TINY, "reward": {**TINY["reward"], "lora": True, "lora_r": 4},
+                           "policy": {**TINY["policy"], "lora": True, "lora_r": 4}}
     round = services.launch_round(labeled_project, user=admin_user, algorithm=algorithm,
                                   hyperparameters=hyperparameters)
     wait_for(lambda: round.runs.filter(kind="eval", status__in=["succeeded", "failed"]).exists()
