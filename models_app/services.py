@@ -266,16 +266,7 @@ def generate_candidates(
                 if result.refused:
                     refused.append({"prompt": prompt.pk, "reason": result.refused})
                     continue
-                candidates = []
-                for index, (text, completion_tokens) in enumerate(zip(result.texts, result.completion_tokens)):
-                    verdict = moderate(project, text)
-                    candidates.append(Candidate.objects.create(
-                        prompt=prompt, text=text, model_version=version,
-                        decoding={**chunk_decoding, "k": k, "index": index},
-                        prompt_tokens=result.prompt_tokens, completion_tokens=completion_tokens,
-                        latency_ms=round_ms(result.latency_ms), generation_note=result.note[:500],
-                        moderation=verdict, is_flagged=verdict["flagged"],
-                    ))
+                candidates = save_candidates(prompt, version, result, chunk_decoding)
                 tasks.append(labeling.create_task(prompt, candidates, round=round))
             if job is not None:
                 _advance_job(job, len(chunk), len(chunk) - len(refused), refused)
@@ -284,8 +275,46 @@ def generate_candidates(
     return tasks
 
 
-def round_ms(value: float) -> float:
-    return round(value, 1)
+def save_candidates(prompt, version, answers, decoding, *, limit=None) -> list[Candidate]:
+    """Store generated answers to `prompt` as candidates, each with its version, full decoding
+    settings, token counts, latency, note and moderation verdict."""
+    project = prompt.project
+    k = min(limit or len(answers.texts), len(answers.texts))
+    candidates = []
+    for index, (text, completion_tokens) in enumerate(zip(answers.texts[:limit], answers.completion_tokens)):
+        verdict = moderate(project, text)
+        candidates.append(Candidate.objects.create(
+            prompt=prompt, text=text, model_version=version, decoding={**decoding, "k": k, "index": index},
+            prompt_tokens=answers.prompt_tokens, completion_tokens=completion_tokens,
+            latency_ms=round(answers.latency_ms, 1), generation_note=answers.note[:500],
+            moderation=verdict, is_flagged=verdict["flagged"],
+        ))
+    return candidates
+
+
+def pregenerated_candidates(version, conversations, *, k, decoding=None, long_prompts="truncate"):
+    """Answer many conversations in batches now, and return `write(prompt, k)` that stores the
+    answers to a prompt with those messages as candidates (for callers that create prompts one
+    at a time, like the demo loader). Unknown messages get no candidates."""
+    import json
+
+    model, tokenizer = loading.load_policy(version)
+    max_context = loading.context_length(model, tokenizer)
+    clean = validate_decoding(decoding, max_context=max_context)
+    unique = list({json.dumps(c, sort_keys=True): c for c in conversations}.values())
+    answers = generate_answers(
+        model, tokenizer, unique, clean, k=k, max_context=max_context, long_prompts=long_prompts,
+        batch_size=getattr(settings, "GENERATION_BATCH_SIZE", 8),
+    )
+    by_messages = {json.dumps(c, sort_keys=True): a for c, a in zip(unique, answers)}
+
+    def write(prompt, wanted):
+        found = by_messages.get(json.dumps(prompt.messages, sort_keys=True))
+        if found is None or found.refused:
+            return []
+        return save_candidates(prompt, version, found, clean, limit=wanted)
+
+    return write
 
 
 def _advance_job(job, handled, created, refused):

@@ -30,3 +30,12 @@ def make_prompts(db):
         return [Prompt.objects.create(project=project, messages=[{"role": "user", "content": t}]) for t in texts]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tiny_model_dir, tmp_path_factory):
+    """The tiny model written as a GGUF file, as llama.cpp lays one out."""
+    pytest.importorskip("gguf", reason="the gguf package is not installed")
+    from .gguf_writer import write_llama_gguf
+
+    return write_llama_gguf(tiny_model_dir, tmp_path_factory.mktemp("gguf") / "tiny.gguf")

@@ -5,13 +5,6 @@ import pytest
 from models_app import default_model, services
 from models_app.models import Deployment, ModelVersion
 
-from .gguf_writer import write_llama_gguf
-
-
-@pytest.fixture(scope="module")
-def tiny_gguf(tiny_model_dir, tmp_path_factory):
-    pytest.importorskip("gguf", reason="the gguf package is not installed")
-    return write_llama_gguf(tiny_model_dir, tmp_path_factory.mktemp("gguf") / "tiny.gguf")
 
 
 def test_gguf_converts_to_a_plain_safetensors_model_with_the_same_outputs(tiny_gguf, tiny_model_dir, tmp_path):
