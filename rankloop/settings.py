@@ -202,6 +202,13 @@ RLHF_TORCH_THREADS = int(os.environ.get("RLHF_TORCH_THREADS", "0"))  # 0: torch'
 
 # Models: where converted and trained weights live.
 MODEL_STORE = Path(os.environ.get("MODEL_STORE", VAR_DIR / "models"))
+# Generation (models_app): device ("" picks cuda when present), prompts per batch, the worker's
+# model cache (LRU by count and bytes), and the moderation filters run on every candidate.
+GENERATION_DEVICE = os.environ.get("GENERATION_DEVICE", "")
+GENERATION_BATCH_SIZE = int(os.environ.get("GENERATION_BATCH_SIZE", "8"))
+MODEL_CACHE_MAX_MODELS = int(os.environ.get("MODEL_CACHE_MAX_MODELS", "2"))
+MODEL_CACHE_MAX_BYTES = int(os.environ.get("MODEL_CACHE_MAX_BYTES", str(4 * 1024**3)))
+MODERATION_FILTERS = env_list("MODERATION_FILTERS", "rules")
 
 # REST API
 REST_FRAMEWORK = {
