@@ -235,9 +235,12 @@ def skip_task(assignment_id, annotator, *, now=None) -> Assignment:
 
 
 def _locked_assignment(assignment_id, annotator) -> Assignment:
+    """The annotator's assignment with its task, both rows locked (one round trip)."""
     try:
         assignment = (
-            Assignment.objects.select_for_update(of=("self",)).select_related("project").get(pk=int(assignment_id))
+            Assignment.objects.select_for_update(of=("self", "task"))
+            .select_related("project", "task__prompt")
+            .get(pk=int(assignment_id))
         )
     except (Assignment.DoesNotExist, TypeError, ValueError):
         raise NotFound("No such assignment.")
@@ -278,9 +281,7 @@ def submit_annotation(assignment_id, annotator, payload: dict, *, now=None) -> A
             return existing
         if assignment.status == Assignment.Status.SKIPPED:
             raise Conflict("You skipped this task; it can no longer be submitted.")
-        task = (
-            ComparisonTask.objects.select_for_update(of=("self",)).select_related("prompt").get(pk=assignment.task_id)
-        )
+        task = assignment.task
         if task.status == ComparisonTask.Status.CLOSED:
             raise Conflict("This task is closed; it no longer takes annotations.")
         holds_slot = assignment.status == Assignment.Status.LEASED
