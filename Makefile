@@ -38,15 +38,17 @@ demo: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo --generate
 	@echo "Starting the Celery worker (queues default, gpu) and the web server..."
+	@if [ -f var/celery.pid ]; then kill $$(cat var/celery.pid) 2>/dev/null; sleep 1; rm -f var/celery.pid; fi
 	@$(BIN)/celery -A rankloop worker -B -Q default,gpu --concurrency 1 --loglevel WARNING \
 		--logfile var/celery.log --pidfile var/celery.pid --detach --schedule var/celerybeat-schedule
 	@echo ""
 	@echo "  rankloop is running at http://$(HOST):$(PORT)/"
 	@echo "  admin:      admin / rankloop-admin"
 	@echo "  annotators: alice / rankloop-alice, bob / rankloop-bob"
-	@echo "  (Ctrl-C stops the web server; 'kill \$$(cat var/celery.pid)' stops the worker)"
+	@echo "  (Ctrl-C stops the web server and the worker; the worker logs to var/celery.log)"
 	@echo ""
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	@trap 'kill $$(cat var/celery.pid 2>/dev/null) 2>/dev/null' EXIT INT TERM; \
+		$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # The whole suite on Postgres, with a real Celery worker on Redis where tests need one.
 test: install

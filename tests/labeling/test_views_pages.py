@@ -138,4 +138,4 @@ def test_staff_project_page(client, make_project, make_tasks, admin_user, make_u
     assert "Pairwise agreement" in page and "1.00" in page
     assert "alice" in page and "bob" in page
     assert "1.5 s" in page
-    assert f"/rounds/?project={project.slug}" in page
+    assert f"/rounds/p/{project.slug}/" in page and f"/models/projects/{project.slug}/" in page
