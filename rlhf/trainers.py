@@ -105,10 +105,15 @@ def run_dir(run: TrainingRun) -> Path:
 
 
 def last_checkpoint(path: Path):
-    from transformers.trainer_utils import get_last_checkpoint
-
-    found = get_last_checkpoint(str(path)) if path.is_dir() else None
-    return found
+    """The newest complete checkpoint. A worker killed while saving leaves a checkpoint folder
+    without its trainer state (transformers' get_last_checkpoint would pick it and fail)."""
+    if not path.is_dir():
+        return None
+    complete = [
+        p for p in path.glob("checkpoint-*")
+        if p.name.rsplit("-", 1)[-1].isdigit() and (p / "trainer_state.json").is_file()
+    ]
+    return str(max(complete, key=lambda p: int(p.name.rsplit("-", 1)[-1]))) if complete else None
 
 
 def version_dir(kind: str, name: str) -> Path:
