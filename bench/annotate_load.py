@@ -126,6 +126,7 @@ def main():
 
     with Gunicorn(env, args.port, workers=args.workers, threads=args.threads) as server:
         cpu_before, pg_before = server.cpu_seconds(), postgres_cpu_seconds()
+        client_before = time.process_time()
         started = time.perf_counter()
         clients = [Annotator(args.port, project.slug, t, time.time() + args.seconds, ["a", "b", "tie"]) for t in tokens]
         for c in clients:
@@ -134,6 +135,7 @@ def main():
             c.join()
         elapsed = time.perf_counter() - started
         server_cpu = server.cpu_seconds() - cpu_before
+        client_cpu = time.process_time() - client_before
         pg_cpu = postgres_cpu_seconds() - pg_before
 
     from django.db.models import Count, F
@@ -158,6 +160,7 @@ def main():
         "submit_p99_ms": round(percentile(submit_ms, 99), 2),
         "server_cpu_ms_per_annotation": round(1000 * server_cpu / max(annotations, 1), 2),
         "postgres_cpu_ms_per_annotation": round(1000 * pg_cpu / max(annotations, 1), 2) if args.db == "postgres" else None,
+        "client_cpu_ms_per_annotation": round(1000 * client_cpu / max(annotations, 1), 2),
         "over_annotated": over,
         "ratio_vs_label_studio": round(rate / LABEL_STUDIO_ANNOTATIONS_PER_S, 2),
     }

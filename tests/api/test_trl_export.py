@@ -2,7 +2,6 @@
 RewardTrainer (standard format) and DPOTrainer (conversational format) on the tiny model."""
 import pytest
 
-from labeling import services
 
 from .test_export import rank_all
 

@@ -3,7 +3,7 @@ import pytest
 
 from models_app.decoding import validate_decoding
 from models_app.generation import generate_answers
-from models_app.loading import load_model_uncached, load_tokenizer
+from models_app.loading import load_tokenizer
 
 PROMPTS = [
     "Explain the reward model to me",
