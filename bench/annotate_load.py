@@ -106,7 +106,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=120, help="stop after this long even if tasks are left")
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker")
+    parser.add_argument("--threads", type=int, default=3, help="threads per gunicorn worker")
     parser.add_argument("--port", type=int, default=8601)
     args = parser.parse_args()
 
