@@ -128,6 +128,14 @@
     if (dialog && !dialog.open) dialog.showModal();
   }
 
+  // Closing the dialog restores focus to whatever had it before, which can be a button; Enter
+  // would then click that button instead of submitting. Give the keys back to the page.
+  document.addEventListener("close", function (e) {
+    if (e.target.id !== "instructions") return;
+    var focused = document.activeElement;
+    if (focused && focused !== document.body && !isTyping(focused)) focused.blur();
+  }, true);
+
   function isTyping(el) {
     return el && (el.tagName === "TEXTAREA" || el.tagName === "SELECT" ||
       (el.tagName === "INPUT" && !/^(radio|checkbox|button|submit)$/.test(el.type)));
