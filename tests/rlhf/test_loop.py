@@ -115,7 +115,11 @@ def test_cancel_stops_a_running_round(worker, labeled_project, admin_user):
 
 
 def test_worker_killed_mid_run_fails_the_round_and_retry_resumes(worker, labeled_project, admin_user):
-    hp = {**TINY, "reward": {"max_steps": 60, "per_device_train_batch_size": 2, "save_steps": 5}}
+    # Long enough that the run cannot finish between seeing step 7 and the kill (progress
+    # writes lag by up to half a second, and tiny-model steps take milliseconds).
+    steps = 400
+    hp = {**TINY, "reward": {"max_steps": steps, "per_device_train_batch_size": 2, "save_steps": 5,
+                             "logging_steps": 50}}
     round = services.launch_round(labeled_project, user=admin_user, algorithm="dpo", hyperparameters=hp,
                                   deploy_rule={"min_win_rate": 0.0})
     reward = round.runs.get(kind="reward")
@@ -136,4 +140,4 @@ def test_worker_killed_mid_run_fails_the_round_and_retry_resumes(worker, labeled
     wait_state(round, Round.State.DEPLOYED, Round.State.FAILED)
     assert round.state == Round.State.DEPLOYED, round.error
     reward.refresh_from_db()
-    assert "resuming from" in reward.log_tail and reward.step == 60
+    assert "resuming from" in reward.log_tail and reward.step == steps
