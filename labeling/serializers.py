@@ -1,5 +1,7 @@
 """DRF serializers of the labeling API: shapes on the wire and input checks at the edge.
 State changes go through labeling.services (or labeling.importing)."""
+import copy
+
 from rest_framework import serializers
 
 from .exporting import pseudonym
@@ -21,6 +23,17 @@ def reject_nul(value, path="value"):
             reject_nul(item, f"{path}[{i}]")
     return value
 
+
+
+class BuiltOnceFieldsMixin:
+    """ModelSerializer introspects the model again for every instance. The serializers on the
+    annotator's hot path (next task, submit) build their fields once per class and copy them."""
+
+    def get_fields(self):
+        cls = type(self)
+        if "_built_fields" not in cls.__dict__:
+            cls._built_fields = super().get_fields()
+        return copy.deepcopy(cls._built_fields)
 
 class ProjectSerializer(serializers.ModelSerializer):
     # Made from the name once and then fixed: it is in every URL and client script.
@@ -111,7 +124,7 @@ class CandidateSerializer(serializers.ModelSerializer):
         return value
 
 
-class ShownCandidateSerializer(serializers.ModelSerializer):
+class ShownCandidateSerializer(BuiltOnceFieldsMixin, serializers.ModelSerializer):
     """A candidate as an annotator sees it: no origin, so nothing gives the source away."""
 
     class Meta:
@@ -140,7 +153,7 @@ class TaskCreateSerializer(serializers.Serializer):
                                          help_text="Tiers of candidate ids, best first (gold tasks).")
 
 
-class AssignmentSerializer(serializers.ModelSerializer):
+class AssignmentSerializer(BuiltOnceFieldsMixin, serializers.ModelSerializer):
     """An annotator's assignment: the task's prompt and candidates in the order shown."""
 
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
@@ -187,7 +200,7 @@ class SubmissionSerializer(serializers.Serializer):
         return reject_nul(attrs, "submission")
 
 
-class AnnotationSerializer(serializers.ModelSerializer):
+class AnnotationSerializer(BuiltOnceFieldsMixin, serializers.ModelSerializer):
     annotator = serializers.SerializerMethodField()
 
     class Meta:
