@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 
-from _server import (Gunicorn, percentile, postgres_cpu_seconds, production_env, recreate_postgres_database,
+from support.server import (Gunicorn, percentile, postgres_cpu_seconds, production_env, recreate_postgres_database,
                      setup_django)
 
 LABEL_STUDIO_ANNOTATIONS_PER_S = 16.0

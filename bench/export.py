@@ -15,7 +15,7 @@ import json
 import threading
 import time
 
-from _server import Gunicorn, process_rss_bytes, production_env, recreate_postgres_database, setup_django
+from support.server import Gunicorn, process_rss_bytes, production_env, recreate_postgres_database, setup_django
 
 K = 5  # candidates per task: C(5, 2) = 10 pairs per task
 PAIRS_PER_TASK = K * (K - 1) // 2

@@ -16,7 +16,7 @@ import json
 import time
 
 import orjson
-from _server import Gunicorn, production_env, recreate_postgres_database, setup_django
+from support.server import Gunicorn, production_env, recreate_postgres_database, setup_django
 
 
 def make_file(n: int) -> bytes:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _rlhf import SHARED_DATA, bench_env, link_default_model, read_rows, seeded_round  # noqa: E402
-from _server import setup_django  # noqa: E402
+from support.rlhf import SHARED_DATA, bench_env, link_default_model, read_rows, seeded_round  # noqa: E402
+from support.server import setup_django  # noqa: E402
 
 
 def main():

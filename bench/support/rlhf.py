@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from _server import ROOT, recreate_postgres_database
+from .server import ROOT, recreate_postgres_database
 
 SHARED_DATA = Path(os.environ.get("RANKLOOP_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
