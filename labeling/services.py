@@ -138,7 +138,7 @@ def assign_next(project: Project, annotator, *, now=None) -> Assignment | None:
                 mine.expires_at = now + lease
                 mine.save(update_fields=["expires_at"])
             mine.project = project
-            mine.candidates_in_order = _candidates_in_order(mine.task_id, mine.shown_order)
+            mine.candidates_in_order = _candidates_in_order(mine.shown_order)
             return mine
         task = _claim_open_task(project, annotator)
         if task is None and reclaim_expired_leases(project=project, now=now):
@@ -161,7 +161,7 @@ def assign_next(project: Project, annotator, *, now=None) -> Assignment | None:
         return assignment
 
 
-def _candidates_in_order(task_id, order):
+def _candidates_in_order(order):
     by_id = {c.pk: c for c in Candidate.objects.filter(pk__in=order)}
     return [by_id[cid] for cid in order]
 

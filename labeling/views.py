@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from . import forms, services
-from .models import Annotation, Assignment, Candidate, Project
+from .models import Annotation, Assignment, Project
 
 
 def labeling_errors(view):
@@ -62,10 +62,10 @@ def _task_context(request, project, assignment):
         "rating_range": range(1, project.rating_scale + 1),
     }
     if assignment is not None:
-        by_id = Candidate.objects.in_bulk(assignment.shown_order)
+        # assign_next already loaded the candidates in the order shown.
         context["candidates"] = [
-            {"candidate": by_id[cid], "label": string.ascii_uppercase[i], "key": i + 1}
-            for i, cid in enumerate(assignment.shown_order)
+            {"candidate": candidate, "label": string.ascii_uppercase[i], "key": i + 1}
+            for i, candidate in enumerate(assignment.candidates_in_order)
         ]
         context["prompt"] = assignment.task.prompt
     return context
