@@ -150,10 +150,10 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
     def next_task(self, request, slug=None):
         """Lease your next task in this project (or get your live lease back)."""
         # assign_next checks membership itself; a project you don't label answers 404.
-        project = get_object_or_404(Project, slug=slug, is_archived=False)
         try:
+            project = services.labeling_project(slug, request.user)
             assignment = services.assign_next(project, request.user)
-        except services.NotAllowed:
+        except (services.NotAllowed, services.NotFound):
             raise Http404
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)

@@ -104,9 +104,15 @@ class Project(models.Model):
         return self.flag_choices or DEFAULT_FLAGS
 
     def has_member(self, user):
-        return user.is_authenticated and (
-            user.is_staff or Membership.objects.filter(project=self, user=user, is_active=True).exists()
-        )
+        if not user.is_authenticated:
+            return False
+        if user.is_staff or user.pk in self.__dict__.get("_known_members", ()):
+            return True
+        return Membership.objects.filter(project=self, user=user, is_active=True).exists()
+
+    def remember_member(self, user):
+        """Note that `user` is an active member, read with this instance (saves a query)."""
+        self.__dict__.setdefault("_known_members", set()).add(user.pk)
 
 
 class Membership(models.Model):

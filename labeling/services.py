@@ -15,6 +15,8 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
+from rankloop import rawsql
+
 from .models import (
     Annotation,
     Assignment,
@@ -76,6 +78,24 @@ def ensure_member(project: Project, user) -> None:
         raise NotAllowed("You are not an annotator of this project.")
 
 
+def labeling_project(slug, user) -> Project:
+    """The unarchived project `slug`, for labeling: with whether `user` is an active member read in
+    the same query (the next-task endpoint's first step). NotFound if there is no such project."""
+    names = rawsql.attnames(Project)
+    row = rawsql.fetch_one(
+        f"SELECT {rawsql.columns(Project, 'p', names)}, EXISTS (SELECT 1 FROM {rawsql.table(Membership)} m "
+        f"WHERE m.project_id = p.id AND m.user_id = %s AND m.is_active) "
+        f"FROM {rawsql.table(Project)} p WHERE p.slug = %s AND NOT p.is_archived",
+        [user.pk, slug],
+    )
+    if row is None:
+        raise NotFound("No such project.")
+    project = rawsql.instance(Project, names, row[:-1])
+    if row[-1]:
+        project.remember_member(user)
+    return project
+
+
 def projects_for(user):
     """The projects a user may label: all active ones for staff, their memberships otherwise."""
     projects = Project.objects.filter(is_archived=False)
@@ -121,17 +141,14 @@ def assign_next(project: Project, annotator, *, now=None) -> Assignment | None:
     claims the open task with the most annotations started (so tasks complete), skipping rows
     other transactions hold (`FOR UPDATE SKIP LOCKED` on Postgres; on SQLite the IMMEDIATE
     transaction serializes writers instead). A task never has more annotations plus live
-    leases than its overlap, and an annotator never gets the same task twice."""
+    leases than its overlap, and an annotator never gets the same task twice.
+
+    Every request of every annotator runs this, so its queries are hand-written (rawsql)."""
     ensure_member(project, annotator)
     now = now or timezone.now()
     lease = timedelta(seconds=project.lease_seconds)
     with transaction.atomic():
-        mine = (
-            Assignment.objects.select_for_update(of=("self",)).select_related("task__prompt")
-            .filter(project=project, annotator=annotator, status=Assignment.Status.LEASED)
-            .order_by("id")
-            .first()
-        )
+        mine = _my_lease(project, annotator)
         if mine is not None:
             # Still counted in the task's leases (not reclaimed yet): renew if it lapsed.
             if mine.expires_at <= now:
@@ -145,20 +162,61 @@ def assign_next(project: Project, annotator, *, now=None) -> Assignment | None:
             task = _claim_open_task(project, annotator)
         if task is None:
             return None
-        candidates = list(Candidate.objects.filter(tasks__id=task.pk).select_related("prompt"))
-        task.prompt = candidates[0].prompt
+        candidates = _task_candidates(task)
         order = _shown_order(project, candidates)
-        # One upsert: the only row that can exist for (task, annotator) here is an expired lease.
-        (assignment,) = Assignment.objects.bulk_create(
-            [Assignment(task=task, annotator=annotator, project=project, status=Assignment.Status.LEASED,
-                        shown_order=order, leased_at=now, expires_at=now + lease, finished_at=None)],
-            update_conflicts=True, unique_fields=["task", "annotator"],
-            update_fields=["status", "shown_order", "leased_at", "expires_at", "finished_at"],
-        )
+        assignment = _lease(task, annotator, order, now, now + lease)
         by_id = {c.pk: c for c in candidates}
-        assignment.task = task
         assignment.candidates_in_order = [by_id[cid] for cid in order]
         return assignment
+
+
+def _my_lease(project, annotator):
+    """The annotator's live lease in this project, locked, or None (the common case)."""
+    lock = "FOR UPDATE" if connection.features.has_select_for_update else ""
+    row = rawsql.fetch_one(
+        f"SELECT id FROM {rawsql.table(Assignment)} WHERE annotator_id = %s AND project_id = %s "
+        f"AND status = 'leased' ORDER BY id LIMIT 1 {lock}",
+        [annotator.pk, project.pk],
+    )
+    if row is None:
+        return None
+    return Assignment.objects.select_related("task__prompt").get(pk=row[0])
+
+
+def _task_candidates(task):
+    """The task's candidates in id order, each with the task's prompt, in one query."""
+    through = ComparisonTask.candidates.through
+    c_names, p_names = rawsql.attnames(Candidate), rawsql.attnames(Prompt)
+    rows = rawsql.fetch_all(
+        f"SELECT {rawsql.columns(Candidate, 'c', c_names)}, {rawsql.columns(Prompt, 'p', p_names)} "
+        f"FROM {rawsql.table(through)} tc JOIN {rawsql.table(Candidate)} c ON c.id = tc.candidate_id "
+        f"JOIN {rawsql.table(Prompt)} p ON p.id = c.prompt_id WHERE tc.comparisontask_id = %s ORDER BY c.id",
+        [task.pk],
+    )
+    prompt = rawsql.instance(Prompt, p_names, rows[0][len(c_names):])
+    task.prompt = prompt
+    candidates = []
+    for row in rows:
+        candidate = rawsql.instance(Candidate, c_names, row[:len(c_names)])
+        candidate.prompt = prompt
+        candidates.append(candidate)
+    return candidates
+
+
+_LEASE_FIELDS = ("task_id", "annotator_id", "project_id", "status", "shown_order", "leased_at", "expires_at",
+                 "finished_at")
+
+
+def _lease(task, annotator, order, now, expires_at) -> Assignment:
+    """Write the lease. One upsert: the only row that can exist for (task, annotator) here is an
+    expired lease, which becomes the new one."""
+    values = (task.pk, annotator.pk, task.project_id, Assignment.Status.LEASED, order, now, expires_at, None)
+    sql = rawsql.insert_sql(Assignment, _LEASE_FIELDS, conflict=("task_id", "annotator_id"),
+                            update=_LEASE_FIELDS[3:], returning=("id",))
+    (assignment_id,) = rawsql.fetch_one(sql, rawsql.values(Assignment, _LEASE_FIELDS, values))
+    assignment = Assignment.from_db(connection.alias, ("id",) + _LEASE_FIELDS, (assignment_id,) + values)
+    assignment.task, assignment.annotator, assignment.project = task, annotator, task.project
+    return assignment
 
 
 def _candidates_in_order(order):
@@ -257,17 +315,36 @@ def skip_task(assignment_id, annotator, *, now=None) -> Assignment:
 
 
 def _locked_assignment(assignment_id, annotator) -> Assignment:
-    """The annotator's assignment with its task, both rows locked (one round trip)."""
+    """The annotator's assignment with its project, task and the task's prompt split, assignment
+    and task rows locked, in one hand-written query (submit and skip run it on every call)."""
     try:
-        assignment = (
-            Assignment.objects.select_for_update(of=("self", "task"))
-            .select_related("project", "task__prompt")
-            .get(pk=int(assignment_id))
-        )
-    except (Assignment.DoesNotExist, TypeError, ValueError):
+        assignment_id = int(assignment_id)
+    except (TypeError, ValueError):
         raise NotFound("No such assignment.")
+    names = {
+        Assignment: rawsql.attnames(Assignment), Project: rawsql.attnames(Project),
+        ComparisonTask: rawsql.attnames(ComparisonTask), Prompt: rawsql.attnames(Prompt, ["id", "project", "split"]),
+    }
+    lock = "FOR UPDATE OF a, t" if connection.features.has_select_for_update_of else ""
+    row = rawsql.fetch_one(
+        f"SELECT {rawsql.columns(Assignment, 'a', names[Assignment])}, {rawsql.columns(Project, 'p', names[Project])}, "
+        f"{rawsql.columns(ComparisonTask, 't', names[ComparisonTask])}, {rawsql.columns(Prompt, 'pr', names[Prompt])} "
+        f"FROM {rawsql.table(Assignment)} a JOIN {rawsql.table(Project)} p ON p.id = a.project_id "
+        f"JOIN {rawsql.table(ComparisonTask)} t ON t.id = a.task_id "
+        f"JOIN {rawsql.table(Prompt)} pr ON pr.id = t.prompt_id WHERE a.id = %s {lock}",
+        [assignment_id],
+    )
+    if row is None:
+        raise NotFound("No such assignment.")
+    loaded, start = {}, 0
+    for model, model_names in names.items():
+        loaded[model] = rawsql.instance(model, model_names, row[start:start + len(model_names)])
+        start += len(model_names)
+    assignment, task = loaded[Assignment], loaded[ComparisonTask]
     if assignment.annotator_id != annotator.pk:
         raise NotAllowed("This assignment belongs to another annotator.")
+    assignment.project, assignment.task, assignment.annotator = loaded[Project], task, annotator
+    task.project, task.prompt = loaded[Project], loaded[Prompt]
     return assignment
 
 
@@ -310,26 +387,39 @@ def submit_annotation(assignment_id, annotator, payload: dict, *, now=None) -> A
         if not holds_slot and (task.status != ComparisonTask.Status.OPEN or task.is_full):
             raise Conflict("Your lease on this task expired and the task went to another annotator.")
         clean = clean_submission(project, assignment.shown_order, payload)
-        annotation = Annotation.objects.create(
-            assignment=assignment, task=task, annotator=annotator, ranking=clean.ranking,
-            pairwise_choice=clean.pairwise_choice, ratings=clean.ratings, flags=clean.flags,
-            rationale=clean.rationale, ideal_answer=clean.ideal_answer, time_on_task_ms=clean.time_on_task_ms,
-        )
-        assignment.status = Assignment.Status.SUBMITTED
-        assignment.finished_at = now
-        assignment.save(update_fields=["status", "finished_at"])
+        annotation = _store_annotation(assignment, clean, now)
+        rawsql.execute(
+            f"UPDATE {rawsql.table(Assignment)} SET status = %s, finished_at = %s WHERE id = %s",
+            rawsql.values(Assignment, ["status", "finished_at", "id"],
+                          [Assignment.Status.SUBMITTED, now, assignment.pk]))
+        assignment.status, assignment.finished_at = Assignment.Status.SUBMITTED, now
         task.annotations_done += 1
         if holds_slot:
             task.leased -= 1
-        update_fields = ["annotations_done", "leased"]
         if task.annotations_done >= task.overlap:
-            task.status = ComparisonTask.Status.COMPLETE
-            task.completed_at = now
-            update_fields += ["status", "completed_at"]
-        task.save(update_fields=update_fields)
+            task.status, task.completed_at = ComparisonTask.Status.COMPLETE, now
+        rawsql.execute(
+            f"UPDATE {rawsql.table(ComparisonTask)} SET annotations_done = %s, leased = %s, status = %s, "
+            f"completed_at = %s WHERE id = %s",
+            rawsql.values(ComparisonTask, ["annotations_done", "leased", "status", "completed_at", "id"],
+                          [task.annotations_done, task.leased, task.status, task.completed_at, task.pk]))
         # The first annotation of a task is all there is to aggregate: no need to read it back.
         aggregate_task(task, rankings=[clean.ranking] if task.annotations_done == 1 else None)
         return annotation
+
+
+_ANNOTATION_FIELDS = ("assignment_id", "task_id", "annotator_id", "ranking", "pairwise_choice", "ratings", "flags",
+                      "rationale", "ideal_answer", "time_on_task_ms", "created_at")
+
+
+def _store_annotation(assignment, clean, now) -> Annotation:
+    values = (assignment.pk, assignment.task_id, assignment.annotator_id, clean.ranking, clean.pairwise_choice,
+              clean.ratings, clean.flags, clean.rationale, clean.ideal_answer, clean.time_on_task_ms, now)
+    sql = rawsql.insert_sql(Annotation, _ANNOTATION_FIELDS, returning=("id",))
+    (annotation_id,) = rawsql.fetch_one(sql, rawsql.values(Annotation, _ANNOTATION_FIELDS, values))
+    annotation = Annotation.from_db(connection.alias, ("id",) + _ANNOTATION_FIELDS, (annotation_id,) + values)
+    annotation.assignment, annotation.task, annotation.annotator = assignment, assignment.task, assignment.annotator
+    return annotation
 
 
 def clean_submission(project: Project, shown_order: list, payload) -> CleanSubmission:
@@ -524,23 +614,23 @@ def aggregate_task(task: ComparisonTask, *, rankings=None) -> int:
         rankings = list(Annotation.objects.filter(task=task).values_list("ranking", flat=True))
     if not rankings:
         return 0
-    split = task.prompt.split
+    split, now = task.prompt.split, timezone.now()
     rows = []
     for (a, b), (va, vb, vt) in pair_votes(rankings).items():
         winner, agreement, margin = majority(va, vb, vt)
         chosen, rejected = (b, a) if winner == "b" else (a, b)
-        rows.append(PreferencePair(
-            project_id=task.project_id, task_id=task.pk, prompt_id=task.prompt_id, round_id=task.round_id,
-            candidate_a_id=a, candidate_b_id=b, chosen_id=chosen, rejected_id=rejected,
-            votes_a=va, votes_b=vb, votes_tie=vt, is_tie=winner == "tie",
-            agreement=agreement, margin=margin, is_gold=task.is_gold, split=split,
-        ))
-    PreferencePair.objects.bulk_create(
-        rows, update_conflicts=True, unique_fields=["task", "candidate_a", "candidate_b"],
-        update_fields=["chosen", "rejected", "votes_a", "votes_b", "votes_tie", "is_tie", "agreement",
-                       "margin", "is_gold", "split", "round", "updated_at"],
-    )
+        # In _PAIR_FIELDS order. One upsert for all of them: written on every submit.
+        rows.append((task.project_id, task.prompt_id, task.pk, a, b, chosen, rejected, va, vb, vt, winner == "tie",
+                     agreement, margin, task.is_gold, split, task.round_id, now))
+    sql = rawsql.insert_sql(PreferencePair, _PAIR_FIELDS, rows=len(rows), conflict=_PAIR_KEY, update=_PAIR_UPDATE)
+    rawsql.execute(sql, [v for row in rows for v in rawsql.values(PreferencePair, _PAIR_FIELDS, row)])
     return len(rows)
+
+
+_PAIR_KEY = ("task_id", "candidate_a_id", "candidate_b_id")
+_PAIR_UPDATE = ("chosen_id", "rejected_id", "votes_a", "votes_b", "votes_tie", "is_tie", "agreement", "margin",
+                "is_gold", "split", "round_id", "updated_at")
+_PAIR_FIELDS = ("project_id", "prompt_id") + _PAIR_KEY + _PAIR_UPDATE
 
 
 def reaggregate_project(project: Project) -> int:

@@ -38,7 +38,7 @@ def staff_required(view):
 
 
 def _member_project(request, slug) -> Project:
-    project = get_object_or_404(Project, slug=slug, is_archived=False)
+    project = services.labeling_project(slug, request.user)
     services.ensure_member(project, request.user)
     return project
 

@@ -1,7 +1,10 @@
 """What every app's API shares: keyset pagination, the admin permission, the per-token
 throttle and the mapping of service errors to HTTP answers."""
+from django.contrib.auth import get_user_model
 from django.db import DataError
-from rest_framework import exceptions, permissions, status
+from django.utils.translation import gettext_lazy as _
+from rest_framework import authentication, exceptions, permissions, status
+from rest_framework.authtoken.models import Token
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -15,6 +18,30 @@ class IdCursorPagination(CursorPagination):
     ordering = "id"
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+
+class TokenAuthentication(authentication.TokenAuthentication):
+    """DRF's token authentication with the token and its user read in one hand-written query:
+    every annotator request authenticates, and the ORM query cost more to build than to run."""
+
+    def authenticate_credentials(self, key):
+        from . import rawsql
+
+        User = get_user_model()
+        user_names = rawsql.attnames(User)
+        row = rawsql.fetch_one(
+            f"SELECT t.created, {rawsql.columns(User, 'u', user_names)} FROM {rawsql.table(Token)} t "
+            f"JOIN {rawsql.table(User)} u ON u.{User._meta.pk.column} = t.user_id WHERE t.key = %s",
+            [key],
+        )
+        if row is None:
+            raise exceptions.AuthenticationFailed(_("Invalid token."))
+        user = rawsql.instance(User, user_names, row[1:])
+        if not user.is_active:
+            raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
+        token = rawsql.instance(Token, rawsql.attnames(Token), (key, user.pk, row[0]))
+        token.user = user
+        return user, token
 
 
 class IsAdmin(permissions.BasePermission):
