@@ -1,7 +1,6 @@
 """DRF serializers of the labeling API: shapes on the wire and input checks at the edge.
 State changes go through labeling.services (or labeling.importing)."""
-import copy
-
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .exporting import pseudonym
@@ -25,15 +24,12 @@ def reject_nul(value, path="value"):
 
 
 
-class BuiltOnceFieldsMixin:
-    """ModelSerializer introspects the model again for every instance. The serializers on the
-    annotator's hot path (next task, submit) build their fields once per class and copy them."""
+_DATETIME = serializers.DateTimeField()
 
-    def get_fields(self):
-        cls = type(self)
-        if "_built_fields" not in cls.__dict__:
-            cls._built_fields = super().get_fields()
-        return copy.deepcopy(cls._built_fields)
+
+def _datetime(value):
+    return None if value is None else _DATETIME.to_representation(value)
+
 
 class ProjectSerializer(serializers.ModelSerializer):
     # Made from the name once and then fixed: it is in every URL and client script.
@@ -124,12 +120,21 @@ class CandidateSerializer(serializers.ModelSerializer):
         return value
 
 
-class ShownCandidateSerializer(BuiltOnceFieldsMixin, serializers.ModelSerializer):
+# The next-task and submit answers (ShownCandidate, Assignment and Annotation serializers) are
+# written out in to_representation: a ModelSerializer builds and deep-copies its fields for every
+# instance, which cost more than the rest of the request. The declared fields still describe them
+# in the schema, and tests/api/test_representations.py checks both give the same output.
+
+
+class ShownCandidateSerializer(serializers.ModelSerializer):
     """A candidate as an annotator sees it: no origin, so nothing gives the source away."""
 
     class Meta:
         model = Candidate
         fields = ["id", "text", "is_flagged"]
+
+    def to_representation(self, candidate):
+        return {"id": candidate.pk, "text": candidate.text, "is_flagged": candidate.is_flagged}
 
 
 class TaskSerializer(serializers.ModelSerializer):
@@ -153,7 +158,32 @@ class TaskCreateSerializer(serializers.Serializer):
                                          help_text="Tiers of candidate ids, best first (gold tasks).")
 
 
-class AssignmentSerializer(BuiltOnceFieldsMixin, serializers.ModelSerializer):
+class AnnotationSerializer(serializers.ModelSerializer):
+    annotator = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Annotation
+        fields = ["id", "task", "annotator", "ranking", "pairwise_choice", "ratings", "flags", "rationale",
+                  "ideal_answer", "time_on_task_ms", "created_at"]
+        read_only_fields = fields
+
+    def to_representation(self, obj):
+        return {
+            "id": obj.pk, "task": obj.task_id, "annotator": self.get_annotator(obj), "ranking": obj.ranking,
+            "pairwise_choice": obj.pairwise_choice, "ratings": obj.ratings, "flags": obj.flags,
+            "rationale": obj.rationale, "ideal_answer": obj.ideal_answer, "time_on_task_ms": obj.time_on_task_ms,
+            "created_at": _datetime(obj.created_at),
+        }
+
+    def get_annotator(self, obj) -> str:
+        # Admins see who; annotators only ever see their own (and know who they are).
+        request = self.context.get("request")
+        if request is not None and request.user.is_staff:
+            return obj.annotator.username
+        return pseudonym(obj.annotator_id)
+
+
+class AssignmentSerializer(serializers.ModelSerializer):
     """An annotator's assignment: the task's prompt and candidates in the order shown."""
 
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
@@ -167,19 +197,30 @@ class AssignmentSerializer(BuiltOnceFieldsMixin, serializers.ModelSerializer):
                   "expires_at", "finished_at", "annotation"]
         read_only_fields = fields
 
+    def to_representation(self, obj):
+        return {
+            "id": obj.pk, "task": obj.task_id, "project": obj.project.slug, "status": obj.status,
+            "prompt": self.get_prompt(obj), "candidates": self.get_candidates(obj), "shown_order": obj.shown_order,
+            "leased_at": _datetime(obj.leased_at), "expires_at": _datetime(obj.expires_at),
+            "finished_at": _datetime(obj.finished_at), "annotation": self.get_annotation(obj),
+        }
+
     def get_prompt(self, obj) -> list:
         return obj.task.prompt.messages
 
+    @extend_schema_field(ShownCandidateSerializer(many=True))
     def get_candidates(self, obj) -> list:
         shown = getattr(obj, "candidates_in_order", None)  # set by services.assign_next: no query
         if shown is None:
             by_id = {c.pk: c for c in obj.task.candidates.all()}
             shown = [by_id[int(i)] for i in obj.shown_order if int(i) in by_id]
-        return ShownCandidateSerializer(shown, many=True).data
+        candidate = ShownCandidateSerializer()
+        return [candidate.to_representation(c) for c in shown]
 
+    @extend_schema_field(AnnotationSerializer(allow_null=True))
     def get_annotation(self, obj) -> dict | None:
         annotation = getattr(obj, "annotation", None) if obj.status == Assignment.Status.SUBMITTED else None
-        return AnnotationSerializer(annotation).data if annotation else None
+        return AnnotationSerializer().to_representation(annotation) if annotation else None
 
 
 class SubmissionSerializer(serializers.Serializer):
@@ -198,23 +239,6 @@ class SubmissionSerializer(serializers.Serializer):
 
     def validate(self, attrs):
         return reject_nul(attrs, "submission")
-
-
-class AnnotationSerializer(BuiltOnceFieldsMixin, serializers.ModelSerializer):
-    annotator = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Annotation
-        fields = ["id", "task", "annotator", "ranking", "pairwise_choice", "ratings", "flags", "rationale",
-                  "ideal_answer", "time_on_task_ms", "created_at"]
-        read_only_fields = fields
-
-    def get_annotator(self, obj) -> str:
-        # Admins see who; annotators only ever see their own (and know who they are).
-        request = self.context.get("request")
-        if request is not None and request.user.is_staff:
-            return obj.annotator.username
-        return pseudonym(obj.annotator_id)
 
 
 class PairSerializer(serializers.ModelSerializer):

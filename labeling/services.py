@@ -455,6 +455,8 @@ def clean_submission(project: Project, shown_order: list, payload) -> CleanSubmi
         value = payload.get(field) or ""
         if not isinstance(value, str):
             errors[field] = "Must be text."
+        elif "\x00" in value:
+            errors[field] = "Contains a NUL character."
         elif len(value) > limit:
             errors[field] = f"Too long: {len(value)} characters, at most {limit}."
         texts[field] = value.strip() if isinstance(value, str) else ""

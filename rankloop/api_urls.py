@@ -10,12 +10,13 @@ from rlhf import api as rlhf_api
 
 router = DefaultRouter()
 router.register("projects", labeling_api.ProjectViewSet, basename="project")
+# Next to projects: URLs resolve in this order, and next-task and submit are the busy ones.
+router.register("assignments", labeling_api.AssignmentViewSet, basename="assignment")
 router.register("prompts", labeling_api.PromptViewSet, basename="prompt")
 router.register("candidates", labeling_api.CandidateViewSet, basename="candidate")
 router.register("tasks", labeling_api.TaskViewSet, basename="task")
 router.register("annotations", labeling_api.AnnotationViewSet, basename="annotation")
 router.register("pairs", labeling_api.PairViewSet, basename="pair")
-router.register("assignments", labeling_api.AssignmentViewSet, basename="assignment")
 router.register("model-versions", models_api.ModelVersionViewSet, basename="model-version")
 router.register("deployments", models_api.DeploymentViewSet, basename="deployment")
 router.register("rounds", rlhf_api.RoundViewSet, basename="round")

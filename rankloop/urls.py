@@ -5,13 +5,13 @@ from django.urls import include, path
 from rankloop import account_views
 
 urlpatterns = [
+    path("api/v1/", include("rankloop.api_urls")),  # first: annotators' API calls are most of the traffic
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("accounts/tokens/", account_views.api_tokens, name="api_tokens"),
-    path("api/v1/", include("rankloop.api_urls")),
     path("models/", include("models_app.urls")),
     path("rounds/", include("rlhf.urls")),
     path("", include("labeling.urls")),

@@ -29,3 +29,16 @@ def test_user_creates_regenerates_and_revokes_a_token(client, annotator):
 
 def test_token_page_needs_login(client):
     assert client.get("/accounts/tokens/").status_code == 302
+
+
+def test_a_token_of_a_deactivated_user_or_an_unknown_token_is_refused(annotator):
+    token = Token.objects.create(user=annotator)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert api.get("/api/v1/assignments/").status_code == 200
+    annotator.is_active = False
+    annotator.save()
+    refused = api.get("/api/v1/assignments/")
+    assert refused.status_code == 401 and "inactive" in refused.json()["detail"]
+    api.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
+    assert api.get("/api/v1/assignments/").json()["detail"] == "Invalid token."
