@@ -148,20 +148,21 @@ def assign_next(project: Project, annotator, *, now=None) -> Assignment | None:
     now = now or timezone.now()
     lease = timedelta(seconds=project.lease_seconds)
     with transaction.atomic():
-        mine = _my_lease(project, annotator)
-        if mine is not None:
-            # Still counted in the task's leases (not reclaimed yet): renew if it lapsed.
-            if mine.expires_at <= now:
-                mine.expires_at = now + lease
-                mine.save(update_fields=["expires_at"])
-            mine.project = project
-            mine.candidates_in_order = _candidates_in_order(mine.shown_order)
-            return mine
         task = _claim_open_task(project, annotator)
-        if task is None and reclaim_expired_leases(project=project, now=now):
-            task = _claim_open_task(project, annotator)
         if task is None:
-            return None
+            mine = _my_lease(project, annotator)
+            if mine is not None:
+                # Still counted in the task's leases (not reclaimed yet): renew if it lapsed.
+                if mine.expires_at <= now:
+                    mine.expires_at = now + lease
+                    mine.save(update_fields=["expires_at"])
+                mine.project = project
+                mine.candidates_in_order = _candidates_in_order(mine.shown_order)
+                return mine
+            if reclaim_expired_leases(project=project, now=now):
+                task = _claim_open_task(project, annotator)
+            if task is None:
+                return None
         candidates = _task_candidates(task)
         order = _shown_order(project, candidates)
         assignment = _lease(task, annotator, order, now, now + lease)
@@ -235,6 +236,9 @@ WHERE id = (
     ORDER BY t.annotations_done + t.leased DESC, t.id
     LIMIT 1 {lock}
 )
+AND NOT EXISTS (
+    SELECT 1 FROM {assignment} m WHERE m.annotator_id = %s AND m.project_id = %s AND m.status = 'leased'
+)
 RETURNING {columns}
 """
 _CLAIM_COLUMNS = ["id", "project_id", "prompt_id", "round_id", "status", "overlap", "annotations_done", "leased",
@@ -242,7 +246,8 @@ _CLAIM_COLUMNS = ["id", "project_id", "prompt_id", "round_id", "status", "overla
 
 
 def _claim_open_task(project, annotator):
-    """Take a lease slot on the open task with the most annotations started, in one statement.
+    """Take a lease slot on the open task with the most annotations started, in one statement,
+    unless the annotator already holds a lease in this project (then None: the caller returns it).
 
     The inner SELECT repeats the partial index task_queue_idx, so it is one index scan that
     stops at the first row it can lock; on Postgres, rows other transactions hold are skipped
@@ -255,7 +260,7 @@ def _claim_open_task(project, annotator):
         columns=", ".join(_CLAIM_COLUMNS),
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [project.pk, annotator.pk])
+        cursor.execute(sql, [project.pk, annotator.pk, annotator.pk, project.pk])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -323,7 +328,7 @@ def _locked_assignment(assignment_id, annotator) -> Assignment:
         raise NotFound("No such assignment.")
     names = {
         Assignment: rawsql.attnames(Assignment), Project: rawsql.attnames(Project),
-        ComparisonTask: rawsql.attnames(ComparisonTask), Prompt: rawsql.attnames(Prompt, ["id", "project", "split"]),
+        ComparisonTask: rawsql.attnames(ComparisonTask), Prompt: rawsql.attnames(Prompt, ("id", "project", "split")),
     }
     lock = "FOR UPDATE OF a, t" if connection.features.has_select_for_update_of else ""
     row = rawsql.fetch_one(
@@ -387,39 +392,39 @@ def submit_annotation(assignment_id, annotator, payload: dict, *, now=None) -> A
         if not holds_slot and (task.status != ComparisonTask.Status.OPEN or task.is_full):
             raise Conflict("Your lease on this task expired and the task went to another annotator.")
         clean = clean_submission(project, assignment.shown_order, payload)
-        annotation = _store_annotation(assignment, clean, now)
-        rawsql.execute(
-            f"UPDATE {rawsql.table(Assignment)} SET status = %s, finished_at = %s WHERE id = %s",
-            rawsql.values(Assignment, ["status", "finished_at", "id"],
-                          [Assignment.Status.SUBMITTED, now, assignment.pk]))
         assignment.status, assignment.finished_at = Assignment.Status.SUBMITTED, now
         task.annotations_done += 1
         if holds_slot:
             task.leased -= 1
         if task.annotations_done >= task.overlap:
             task.status, task.completed_at = ComparisonTask.Status.COMPLETE, now
-        rawsql.execute(
-            f"UPDATE {rawsql.table(ComparisonTask)} SET annotations_done = %s, leased = %s, status = %s, "
-            f"completed_at = %s WHERE id = %s",
-            rawsql.values(ComparisonTask, ["annotations_done", "leased", "status", "completed_at", "id"],
-                          [task.annotations_done, task.leased, task.status, task.completed_at, task.pk]))
-        # The first annotation of a task is all there is to aggregate: no need to read it back.
-        aggregate_task(task, rankings=[clean.ranking] if task.annotations_done == 1 else None)
+        # The first annotation of a task is all there is to aggregate: no need to read any back.
+        rankings = [clean.ranking]
+        if task.annotations_done > 1:
+            rankings += list(Annotation.objects.filter(task=task).values_list("ranking", flat=True))
+        annotation_values = (assignment.pk, task.pk, annotator.pk, clean.ranking, clean.pairwise_choice,
+                             clean.ratings, clean.flags, clean.rationale, clean.ideal_answer, clean.time_on_task_ms,
+                             now)
+        # Every write of a submit in one statement (one round trip on Postgres).
+        (annotation_id,) = rawsql.write_together([
+            (rawsql.insert_sql(Annotation, _ANNOTATION_FIELDS, returning=("id",)),
+             rawsql.values(Annotation, _ANNOTATION_FIELDS, annotation_values)),
+            (f"UPDATE {rawsql.table(Assignment)} SET status = %s, finished_at = %s WHERE id = %s",
+             rawsql.values(Assignment, ["status", "finished_at", "id"], [assignment.status, now, assignment.pk])),
+            (f"UPDATE {rawsql.table(ComparisonTask)} SET annotations_done = %s, leased = %s, status = %s, "
+             f"completed_at = %s WHERE id = %s",
+             rawsql.values(ComparisonTask, ["annotations_done", "leased", "status", "completed_at", "id"],
+                           [task.annotations_done, task.leased, task.status, task.completed_at, task.pk])),
+            _pairs_upsert(task, rankings),
+        ])
+        annotation = Annotation.from_db(connection.alias, ("id",) + _ANNOTATION_FIELDS,
+                                        (annotation_id,) + annotation_values)
+        annotation.assignment, annotation.task, annotation.annotator = assignment, task, annotator
         return annotation
 
 
 _ANNOTATION_FIELDS = ("assignment_id", "task_id", "annotator_id", "ranking", "pairwise_choice", "ratings", "flags",
                       "rationale", "ideal_answer", "time_on_task_ms", "created_at")
-
-
-def _store_annotation(assignment, clean, now) -> Annotation:
-    values = (assignment.pk, assignment.task_id, assignment.annotator_id, clean.ranking, clean.pairwise_choice,
-              clean.ratings, clean.flags, clean.rationale, clean.ideal_answer, clean.time_on_task_ms, now)
-    sql = rawsql.insert_sql(Annotation, _ANNOTATION_FIELDS, returning=("id",))
-    (annotation_id,) = rawsql.fetch_one(sql, rawsql.values(Annotation, _ANNOTATION_FIELDS, values))
-    annotation = Annotation.from_db(connection.alias, ("id",) + _ANNOTATION_FIELDS, (annotation_id,) + values)
-    annotation.assignment, annotation.task, annotation.annotator = assignment, assignment.task, assignment.annotator
-    return annotation
 
 
 def clean_submission(project: Project, shown_order: list, payload) -> CleanSubmission:
@@ -609,24 +614,27 @@ def majority(votes_a, votes_b, votes_tie):
     return winner, agreement, margin
 
 
-def aggregate_task(task: ComparisonTask, *, rankings=None) -> int:
-    """Recompute the preference pairs of one task from all its annotations (or the given
-    rankings, when the caller knows them all). Returns how many pairs."""
-    if rankings is None:
-        rankings = list(Annotation.objects.filter(task=task).values_list("ranking", flat=True))
+def aggregate_task(task: ComparisonTask) -> int:
+    """Recompute the preference pairs of one task from all its annotations. Returns how many pairs."""
+    rankings = list(Annotation.objects.filter(task=task).values_list("ranking", flat=True))
     if not rankings:
         return 0
+    sql, params = _pairs_upsert(task, rankings)
+    rawsql.execute(sql, params)
+    return len(pair_votes(rankings))
+
+
+def _pairs_upsert(task, rankings):
+    """The upsert (sql, params) of a task's pairs, aggregated over these rankings."""
     split, now = task.prompt.split, timezone.now()
     rows = []
     for (a, b), (va, vb, vt) in pair_votes(rankings).items():
         winner, agreement, margin = majority(va, vb, vt)
         chosen, rejected = (b, a) if winner == "b" else (a, b)
-        # In _PAIR_FIELDS order. One upsert for all of them: written on every submit.
         rows.append((task.project_id, task.prompt_id, task.pk, a, b, chosen, rejected, va, vb, vt, winner == "tie",
                      agreement, margin, task.is_gold, split, task.round_id, now))
     sql = rawsql.insert_sql(PreferencePair, _PAIR_FIELDS, rows=len(rows), conflict=_PAIR_KEY, update=_PAIR_UPDATE)
-    rawsql.execute(sql, [v for row in rows for v in rawsql.values(PreferencePair, _PAIR_FIELDS, row)])
-    return len(rows)
+    return sql, [v for row in rows for v in rawsql.values(PreferencePair, _PAIR_FIELDS, row)]
 
 
 _PAIR_KEY = ("task_id", "candidate_a_id", "candidate_b_id")

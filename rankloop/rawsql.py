@@ -13,7 +13,8 @@ def table(model) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def attnames(model, fields=None) -> tuple:
+@lru_cache(maxsize=None)
+def attnames(model, fields: tuple | None = None) -> tuple:
     """The attribute names of a model's columns (`task_id`, not `task`), all of them by default."""
     concrete = model._meta.concrete_fields
     if fields is None:
@@ -22,7 +23,8 @@ def attnames(model, fields=None) -> tuple:
     return tuple(f.attname for f in concrete if f.attname in wanted)  # Model.from_db wants this order
 
 
-def columns(model, alias: str, names) -> str:
+@lru_cache(maxsize=None)
+def columns(model, alias: str, names: tuple) -> str:
     quote = connection.ops.quote_name
     return ", ".join(f"{alias}.{quote(model._meta.get_field(name).column)}" for name in names)
 
@@ -89,3 +91,16 @@ def values(model, names, row) -> list:
     """One row's values prepared for the columns `names`."""
     field = model._meta.get_field
     return [field(name).get_db_prep_save(value, connection) for name, value in zip(names, row)]
+
+
+def write_together(statements):
+    """Run (sql, params) write statements as one: on Postgres a single statement of data-modifying
+    WITH clauses (one round trip, one snapshot, so they must not depend on each other's rows);
+    elsewhere one after the other. Returns the first statement's RETURNING row."""
+    if connection.vendor == "postgresql":
+        clauses = ", ".join(f"w{i} AS ({sql})" for i, (sql, _) in enumerate(statements))
+        return fetch_one(f"WITH {clauses} SELECT * FROM w0", [p for _, params in statements for p in params])
+    first = fetch_one(*statements[0])
+    for sql, params in statements[1:]:
+        execute(sql, params)
+    return first
