@@ -94,10 +94,15 @@ if DATABASE_URL:
     # connection is replaced at the next request anyway.
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        # Server-side binding lets psycopg prepare the hot queries (next task, submit) once
-        # per connection instead of Postgres parsing and planning them on every request.
-        DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env_bool(
-            "DATABASE_SERVER_SIDE_BINDING", default=True)
+        # Prepared statements: psycopg prepares a query the 3rd time a connection runs it, so
+        # Postgres stops parsing and planning the hot ones (next task, submit: planning cost
+        # more than running them). Django turns this off by default for transaction-pooling
+        # proxies (pgbouncer before 1.21): set DATABASE_PREPARE_THRESHOLD=off behind one.
+        # Server-side binding is what lets psycopg prepare.
+        options = DATABASES["default"].setdefault("OPTIONS", {})
+        options["server_side_binding"] = env_bool("DATABASE_SERVER_SIDE_BINDING", default=True)
+        threshold = os.environ.get("DATABASE_PREPARE_THRESHOLD", "2")
+        options["prepare_threshold"] = None if threshold.lower() in ("off", "none", "") else int(threshold)
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
