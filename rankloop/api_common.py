@@ -72,13 +72,14 @@ class FixedWindowThrottle(SimpleRateThrottle):
         window = int(self.now // self.duration)
         self.window_end = (window + 1) * self.duration
         key = f"{self.key}:{window}"
-        if self.cache.add(key, 1, self.duration + 1):
-            return True
+        # incr first: only a window's first request finds no counter, so most requests make one
+        # cache call (a Redis round trip when CACHE_URL is set), not two.
         try:
             count = self.cache.incr(key)
-        except ValueError:  # expired between add and incr
-            self.cache.set(key, 1, self.duration + 1)
-            count = 1
+        except ValueError:
+            if self.cache.add(key, 1, self.duration + 1):
+                return True
+            count = self.cache.incr(key)  # another request added it meanwhile
         return count <= self.num_requests
 
     def wait(self):
