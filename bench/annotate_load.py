@@ -105,7 +105,7 @@ def main():
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=120, help="stop after this long even if tasks are left")
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (one per core)")
     parser.add_argument("--threads", type=int, default=3, help="threads per gunicorn worker")
     parser.add_argument("--port", type=int, default=8601)
     args = parser.parse_args()
@@ -151,7 +151,8 @@ def main():
     submit_ms = [ms for c in clients for ms in c.submit_ms]
     rate = annotations / elapsed
     figures = {
-        "db": args.db, "clients": args.clients, "tasks": args.tasks, "annotations": annotations,
+        "db": args.db, "clients": args.clients, "gunicorn_workers": args.workers, "gunicorn_threads": args.threads,
+        "tasks": args.tasks, "annotations": annotations,
         "seconds": round(elapsed, 2), "errors": len(errors),
         "annotations_per_s": round(rate, 1),
         "next_p50_ms": round(percentile(next_ms, 50), 2), "next_p95_ms": round(percentile(next_ms, 95), 2),
