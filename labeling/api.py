@@ -323,8 +323,8 @@ class AssignmentViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def submit(self, request, pk=None):
         """Submit your ranking. Repeating the same submit returns the stored annotation."""
-        # SubmissionSerializer documents the body; services.clean_submission checks it, against
-        # the task as well (running both cost a serializer build on every submit).
+        # SubmissionSerializer documents the body; services.clean_submission checks it (against
+        # the task too), so no serializer is built on every submit.
         # The service checks existence and ownership under its row lock; someone else's
         # assignment answers 404 here, as it does for every other assignment route.
         payload = request.data.dict() if hasattr(request.data, "dict") else request.data

@@ -225,7 +225,9 @@ class AssignmentSerializer(serializers.ModelSerializer):
 
 class SubmissionSerializer(serializers.Serializer):
     """A ranking as tiers of candidate ids best first (ties share a tier), or for two
-    candidates a pairwise choice (a, b, tie, both_bad) in the order shown."""
+    candidates a pairwise choice (a, b, tie, both_bad) in the order shown.
+
+    It documents the submit body; services.clean_submission checks it, against the task."""
 
     ranking = serializers.JSONField(required=False, help_text="e.g. [[12], [14, 15], [13]]")
     choice = serializers.ChoiceField(choices=Annotation.PairwiseChoice.choices, required=False)
@@ -236,9 +238,6 @@ class SubmissionSerializer(serializers.Serializer):
     rationale = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     ideal_answer = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     time_on_task_ms = serializers.IntegerField(required=False, min_value=0)
-
-    def validate(self, attrs):
-        return reject_nul(attrs, "submission")
 
 
 class PairSerializer(serializers.ModelSerializer):

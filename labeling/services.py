@@ -620,8 +620,7 @@ def aggregate_task(task: ComparisonTask) -> int:
     if not rankings:
         return 0
     sql, params = _pairs_upsert(task, rankings)
-    rawsql.execute(sql, params)
-    return len(pair_votes(rankings))
+    return rawsql.execute(sql, params)
 
 
 def _pairs_upsert(task, rankings):
