@@ -249,6 +249,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One schema name per choice set that several fields share (else check --deploy warns).
+    "ENUM_NAME_OVERRIDES": {
+        "PairwiseChoiceEnum": "labeling.models.Annotation.PairwiseChoice",
+        "ModelVersionKindEnum": "models_app.models.ModelVersion.Kind",
+    },
 }
 # Prompt import limits (the whole file is validated before anything is written).
 RANKLOOP_IMPORT_MAX_BYTES = int(os.environ.get("RANKLOOP_IMPORT_MAX_BYTES", str(DATA_UPLOAD_MAX_MEMORY_SIZE)))
