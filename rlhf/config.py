@@ -1,20 +1,15 @@
-"""Round settings: per-stage hyper-parameter defaults (sized for a CPU), their validation, and
-the automatic deploy rule. Every TRL config field of a stage can be set per round."""
+"""Round settings: per-stage hyper-parameter defaults (sized for a CPU), the ALLOW-LIST of what
+a round may set per stage (each knob type- and range-checked), and the automatic deploy rule.
+
+Validation needs no TRL import (the web process never loads torch): the allowed keys, their types
+and ranges live here, and tests/rlhf/test_config.py checks each one is still a field of the
+installed TRL config class of its stage. Everything not on the list is refused, with the reason:
+paths, credentials, remote code, the Hub and output locations are the platform's."""
 from __future__ import annotations
 
-import dataclasses
 import functools
-
-# Our own knobs beside the TRL config fields.
-EXTRA_KEYS = {
-    "reward": {"lora", "lora_r", "lora_alpha", "lora_dropout", "use_margin"},
-    "policy": {"lora", "lora_r", "lora_alpha", "lora_dropout", "max_prompt_length", "max_prompts"},
-    "sft": {"enabled"},
-    "eval": {"prompts", "max_new_tokens", "max_pairs"},
-}
-# Set by the platform; a round cannot change where things are written or logged.
-RESERVED = {"output_dir", "report_to", "logging_dir", "push_to_hub", "hub_model_id", "resume_from_checkpoint",
-            "sft_model_path", "reward_model_path", "save_total_limit"}
+import math
+from dataclasses import dataclass
 
 DEFAULTS = {
     "seed": 0,
@@ -43,6 +38,7 @@ COMMON_TRAINER_ARGS = {
 }
 DEPLOY_RULE_KEYS = {"min_win_rate": "win_rate", "min_rm_accuracy": "rm_accuracy_heldout", "max_kl": "kl_to_old",
                     "min_reward_gain": "reward_gain"}
+SECTIONS = ("reward", "policy", "sft", "eval")
 
 
 def _error(message):
@@ -51,30 +47,157 @@ def _error(message):
     return RoundError(message)
 
 
-@functools.cache
-def config_class(stage: str):
-    import os
-
-    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # PPO lives there on purpose (pinned TRL 1.12)
-    import trl
-    from trl.experimental.ppo import PPOConfig
-
-    return {"reward": trl.RewardConfig, "ppo": PPOConfig, "grpo": trl.GRPOConfig, "rloo": trl.RLOOConfig,
-            "dpo": trl.DPOConfig, "sft": trl.SFTConfig}.get(stage)
+# --- the allow-list -----------------------------------------------------------------------------
 
 
-@functools.cache
-def config_fields(stage: str) -> frozenset:
-    cls = config_class(stage)
-    return frozenset(f.name for f in dataclasses.fields(cls)) if cls else frozenset()
+@dataclass(frozen=True)
+class Knob:
+    """One setting a round may change: its JSON type, range or choices. `trl`: a field of the
+    stage's TRL config (False: rankloop's own, read by rlhf/trainers.py)."""
+
+    kind: str  # "int", "float", "bool", "choice"
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself is refused (a learning rate of 0)
+    choices: tuple = ()
+    many: bool = False  # a list of choices (DPO's loss_type)
+    nullable: bool = False
+    minus_one: bool = False  # -1 also allowed: "not set" (max_steps: train by epochs)
+    trl: bool = True
+
+    def check(self, name: str, value):
+        """The value, or a RoundError naming the setting and what it must be."""
+        if value is None and self.nullable:
+            return value
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise _error(f"{name} must be true or false.")
+            return value
+        if self.kind == "choice":
+            values = value if self.many and isinstance(value, list) else [value]
+            if not values or any(not isinstance(v, str) or v not in self.choices for v in values):
+                raise _error(f"{name} must be {'one or a list' if self.many else 'one'} of {', '.join(self.choices)}.")
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                isinstance(value, float) and not math.isfinite(value)):
+            raise _error(f"{name} must be a {'whole number' if self.kind == 'int' else 'number'}.")
+        if self.kind == "int" and not isinstance(value, int):
+            raise _error(f"{name} must be a whole number.")
+        if self.minus_one and value == -1:
+            return value
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            low = f"greater than {self.low:g}" if self.low_open else f"at least {self.low:g}"
+            raise _error(f"{name} must be {low}{' (or -1)' if self.minus_one else ''}.")
+        if self.high is not None and value > self.high:
+            raise _error(f"{name} must be at most {self.high:g}.")
+        return value
+
+
+def _int(low=1, high=1_000_000, **kw):
+    return Knob("int", low, high, **kw)
+
+
+def _num(low=0.0, high=None, **kw):
+    return Knob("float", low, high, **kw)
+
+
+def _rate(**kw):
+    return Knob("float", 0.0, 1.0, **kw)
+
+
+BOOL = Knob("bool")
+CHOICE = functools.partial(Knob, "choice")
+LENGTH = _int(1, 131_072)
+
+# The Trainer's own knobs, common to every TRL stage.
+TRAINING = {
+    "learning_rate": _num(0.0, 1.0, low_open=True),
+    "num_train_epochs": _num(0.0, 1000, low_open=True),
+    "max_steps": _int(1, 10_000_000, minus_one=True),
+    "per_device_train_batch_size": _int(1, 4096),
+    "gradient_accumulation_steps": _int(1, 4096),
+    "warmup_steps": _num(0.0),  # below 1: a share of the steps
+    "lr_scheduler_type": CHOICE(choices=("linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+                                         "constant_with_warmup", "inverse_sqrt")),
+    "weight_decay": _rate(),
+    "max_grad_norm": _num(0.0),
+    "adam_beta1": _num(0.0, 1.0), "adam_beta2": _num(0.0, 1.0),
+    "adam_epsilon": _num(0.0, 1.0, low_open=True),
+    "seed": _int(0, 2**32 - 1),
+    "save_strategy": CHOICE(choices=("no", "steps", "epoch")),
+    "save_steps": _num(0.0, low_open=True),  # below 1: a share of the steps
+    "logging_steps": _num(0.0, low_open=True),
+    "gradient_checkpointing": BOOL,
+}
+LORA = {"lora": Knob("bool", trl=False), "lora_r": _int(1, 1024, trl=False),
+        "lora_alpha": _int(1, 4096, trl=False), "lora_dropout": _num(0.0, 0.99, trl=False)}
+MAX_PROMPTS = {"max_prompts": _int(1, 1_000_000, trl=False, nullable=True)}
+SAMPLING = {
+    "num_generations": _int(2, 256), "max_completion_length": LENGTH,
+    "generation_batch_size": _int(nullable=True), "steps_per_generation": _int(nullable=True),
+    "temperature": _num(0.0, 10.0, low_open=True), "top_p": _num(0.0, 1.0, low_open=True), "top_k": _int(0),
+    "min_p": _rate(nullable=True), "repetition_penalty": _num(0.0, 10.0, low_open=True),
+    "beta": _num(0.0), "num_iterations": _int(1, 100), "epsilon": _num(0.0, 1.0, low_open=True),
+    "epsilon_high": _num(0.0, 1.0, low_open=True, nullable=True), "mask_truncated_completions": BOOL,
+    "disable_dropout": BOOL,
+}
+ALLOWED = {
+    "reward": {**TRAINING, "max_length": LENGTH, "center_rewards_coefficient": _num(0.0, nullable=True),
+               "disable_dropout": BOOL, **LORA, "use_margin": Knob("bool", trl=False)},
+    "ppo": {**TRAINING, "num_mini_batches": _int(1, 4096), "total_episodes": _int(nullable=True),
+            "local_rollout_forward_batch_size": _int(1, 4096), "response_length": LENGTH,
+            "stop_token": CHOICE(choices=("eos",), nullable=True), "temperature": _num(0.0, 10.0, low_open=True),
+            "missing_eos_penalty": _num(0.0, nullable=True), "num_ppo_epochs": _int(1, 100),
+            "whiten_rewards": BOOL, "kl_coef": _num(0.0), "kl_estimator": CHOICE(choices=("k1", "k3")),
+            "cliprange": _num(0.0, 10.0, low_open=True), "vf_coef": _num(0.0),
+            "cliprange_value": _num(0.0, 10.0, low_open=True), "gamma": _rate(), "lam": _rate(),
+            **LORA, **MAX_PROMPTS, "max_prompt_length": _int(1, 131_072, trl=False)},
+    "grpo": {**TRAINING, **SAMPLING, "scale_rewards": CHOICE(choices=("group", "batch", "none")),
+             "loss_type": CHOICE(choices=("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo")),
+             **LORA, **MAX_PROMPTS},
+    "rloo": {**TRAINING, **SAMPLING, "normalize_advantages": BOOL, **LORA, **MAX_PROMPTS},
+    "dpo": {**TRAINING, "max_length": LENGTH, "truncation_mode": CHOICE(choices=("keep_start", "keep_end")),
+            "beta": _num(0.0), "label_smoothing": _num(0.0, 0.5), "use_weighting": BOOL, "disable_dropout": BOOL,
+            "loss_type": CHOICE(many=True, choices=(
+                "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
+                "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")),
+            **LORA},
+    "sft": {**TRAINING, "enabled": Knob("bool", trl=False), "max_length": LENGTH, "packing": BOOL,
+            "truncation_mode": CHOICE(choices=("keep_start", "keep_end")),
+            "completion_only_loss": Knob("bool", nullable=True), "assistant_only_loss": BOOL},
+    "eval": {"prompts": _int(1, 10_000, trl=False), "max_new_tokens": _int(1, 4096, trl=False),
+             "max_pairs": _int(1, 1_000_000, trl=False)},
+}
+SEED = TRAINING["seed"]
+
+
+def refusal_reason(name: str) -> str:
+    """Why a key off the list is refused: what kind of platform-controlled setting it is."""
+    lowered = name.lower()
+    if "token" in lowered and lowered not in {"pad_token", "eos_token", "stop_token", "stop_token_id"}:
+        return ("it is a credential; the platform holds credentials and a round never sees or sets them. "
+                "Remove it (its value is not shown here)")
+    if lowered in {"trust_remote_code", "model_init_kwargs"} or lowered.endswith("_kwargs"):
+        return ("it passes options to model, dataset or generation loading, which can run remote code; "
+                "the platform loads models itself")
+    if "hub" in lowered:
+        return "it talks to the Hugging Face Hub; rounds never publish or download, the platform's registry keeps models"
+    if (lowered.endswith(("_dir", "_path", "_config", "_file")) or lowered in {"deepspeed", "fsdp",
+                                                                              "resume_from_checkpoint"}):
+        return ("it names a file or folder on the server; where a round reads and writes (checkpoints, "
+                "outputs, configs) is set by the platform")
+    if lowered in {"report_to", "run_name", "logging_strategy", "save_total_limit"} or lowered.startswith(
+            ("vllm_server", "ddp_", "local_rank", "use_vllm")):
+        return "where a round reports, logs and which servers or processes it uses are set by the platform"
+    return ""
 
 
 def validate_hyperparameters(algorithm: str, hyperparameters) -> dict:
-    """{"seed", "reward": {...}, "policy": {...}, "sft": {...}, "eval": {...}} — each stage's keys
-    checked against its TRL config, so a typo is refused before anything is queued."""
+    """{"seed", "reward": {...}, "policy": {...}, "sft": {...}, "eval": {...}} — each key must be on
+    its stage's allow-list and each value pass its check, so nothing bad is queued."""
     if not isinstance(hyperparameters, dict):
         raise _error("Hyper-parameters must be a JSON object like {\"policy\": {\"learning_rate\": 1e-6}}.")
-    unknown = set(hyperparameters) - {"seed", "reward", "policy", "sft", "eval", "generation"}
+    unknown = set(hyperparameters) - {"seed", *SECTIONS, "generation"}
     if unknown:
         raise _error(f"Unknown hyper-parameter section(s) {', '.join(sorted(unknown))}; "
                      "use seed, reward, policy, sft, eval.")
@@ -82,24 +205,23 @@ def validate_hyperparameters(algorithm: str, hyperparameters) -> dict:
     if "seed" in hyperparameters:
         if not isinstance(hyperparameters["seed"], int) or isinstance(hyperparameters["seed"], bool):
             raise _error("seed must be a whole number.")
-        clean["seed"] = hyperparameters["seed"]
-    for section in ("reward", "policy", "sft", "eval"):
+        clean["seed"] = SEED.check("seed", hyperparameters["seed"])
+    for section in SECTIONS:
         values = hyperparameters.get(section) or {}
         if not isinstance(values, dict):
             raise _error(f"Hyper-parameters '{section}' must be an object of name: value.")
         stage = algorithm if section == "policy" else section
-        allowed = (config_fields(stage) | EXTRA_KEYS[section]) - RESERVED
-        bad = sorted(set(values) - allowed)
+        allowed = ALLOWED[stage]
+        for name in sorted(set(values) - set(allowed)):
+            reason = refusal_reason(name)
+            if reason:
+                raise _error(f"{section}.{name} cannot be set by a round: {reason}.")
+        bad = sorted(set(values) - set(allowed))
         if bad:
-            raise _error(f"Unknown {section} hyper-parameter(s) for {algorithm}: {', '.join(bad)}.")
+            raise _error(f"Unknown {section} hyper-parameter(s) for {algorithm}: {', '.join(bad)} (not a training "
+                         f"setting a round may change). {section} may set: {', '.join(sorted(allowed))}.")
         for name, value in values.items():
-            if not isinstance(value, (int, float, str, bool, list, dict, type(None))):
-                raise _error(f"{section}.{name} must be a JSON value.")
-            if name in {"max_steps", "per_device_train_batch_size", "num_generations", "prompts"} and (
-                    not isinstance(value, int) or value < (-1 if name == "max_steps" else 1)):
-                raise _error(f"{section}.{name} must be a positive whole number.")
-            if name == "learning_rate" and (not isinstance(value, (int, float)) or value <= 0):
-                raise _error(f"{section}.learning_rate must be a positive number.")
+            allowed[name].check(f"{section}.{name}", value)
         if values:
             clean[section] = dict(values)
     return clean
@@ -116,18 +238,33 @@ def stage_config(round, kind: str) -> dict:
     return {"seed": round.hyperparameters.get("seed", DEFAULTS["seed"]), **stage_settings(round, kind)}
 
 
+@functools.cache
+def config_class(stage: str):
+    """The TRL config class of a stage (None for the evaluation). Imports TRL: workers only."""
+    import os
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # PPO lives there on purpose (pinned TRL 1.12)
+    import trl
+    from trl.experimental.ppo import PPOConfig
+
+    return {"reward": trl.RewardConfig, "ppo": PPOConfig, "grpo": trl.GRPOConfig, "rloo": trl.RLOOConfig,
+            "dpo": trl.DPOConfig, "sft": trl.SFTConfig}.get(stage)
+
+
 def trainer_kwargs(stage: str, settings: dict, *, output_dir: str, seed: int) -> dict:
-    """The keyword arguments of a stage's TRL config: common CPU-safe ones, then the stage's settings."""
+    """The keyword arguments of a stage's TRL config: common CPU-safe ones, then the stage's settings
+    that are on its allow-list (a run planned before the list keeps its config, and whatever else
+    it holds never reaches TRL)."""
     import torch
 
-    fields = config_fields(stage)
+    allowed = {name for name, knob in ALLOWED.get(stage, {}).items() if knob.trl}
     args = {**COMMON_TRAINER_ARGS, "seed": seed, "output_dir": output_dir,
             "bf16": bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())}
-    args.update({k: v for k, v in settings.items() if k in fields})
+    args.update({k: v for k, v in settings.items() if k in allowed})
     if stage == "ppo":
         args["save_strategy"] = "no"  # PPOTrainer cannot resume; its checkpoints would only cost time
         args["num_sample_generations"] = 0
-    return {k: v for k, v in args.items() if k in fields}
+    return args
 
 
 def trainer_args(stage: str, settings: dict, *, output_dir: str, seed: int):

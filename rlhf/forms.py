@@ -1,5 +1,5 @@
-"""The launch form: algorithm, hyper-parameters (JSON, every TRL field of a stage), data filters
-and the automatic deploy rule. Validation of the values themselves is the service's job."""
+"""The launch form: algorithm, hyper-parameters (JSON, the training knobs on each stage's
+allow-list in rlhf/config.py), data filters and the automatic deploy rule. Validation of the values themselves is the service's job."""
 import json
 
 from django import forms
@@ -8,7 +8,9 @@ from .models import Round
 
 HYPERPARAMETER_HELP = (
     'JSON by stage, e.g. {"reward": {"lora": true, "max_steps": 50}, "policy": {"learning_rate": 1e-6}, '
-    '"sft": {"enabled": true}, "eval": {"prompts": 32}}. Any field of the stage\'s TRL config can be set.'
+    '"sft": {"enabled": true}, "eval": {"prompts": 32}}. Training knobs only (learning rate, epochs, steps, '
+    'batch sizes, warmup, scheduler, lengths, beta/KL, generations, LoRA, seed, save/logging steps…); paths, '
+    'credentials, remote code and the Hub are the platform\'s.'
 )
 
 
