@@ -92,6 +92,13 @@ class Worker:
                 self.kill()
 
 
+def database_url_of(connection) -> str:
+    """The URL of pytest's test database, for another process (a worker, a fresh interpreter)."""
+    base = settings.DATABASES["default"]
+    user, host, port = base.get("USER") or "postgres", base.get("HOST") or "127.0.0.1", base.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{connection.settings_dict['NAME']}"
+
+
 @pytest.fixture(scope="package")  # stopped once this package's tests are done
 def worker_process(django_db_setup, django_db_blocker, model_store, tmp_path_factory):
     from django.db import connection
@@ -99,10 +106,7 @@ def worker_process(django_db_setup, django_db_blocker, model_store, tmp_path_fac
     from rankloop.celery import app
 
     with django_db_blocker.unblock():
-        name = connection.settings_dict["NAME"]
-    base = settings.DATABASES["default"]
-    user, host, port = base.get("USER") or "postgres", base.get("HOST") or "127.0.0.1", base.get("PORT") or 5432
-    url = f"postgres://{user}@{host}:{port}/{name}"
+        url = database_url_of(connection)
     app.control.purge()  # leftovers of an earlier, interrupted run
     worker = Worker(url, model_store, tmp_path_factory.mktemp("worker") / "celery.log")
     yield worker
