@@ -25,17 +25,43 @@ class RoundSerializer(serializers.ModelSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     started_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     runs = TrainingRunSerializer(many=True, read_only=True)
+    label = serializers.SerializerMethodField(help_text='How the round reads, e.g. "Evaluated" or "Superseded" '
+                                                        '(a deployed round whose policy no longer serves).')
     percent = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField(help_text="What the percent measures now, in words.")
+    next_step = serializers.SerializerMethodField()
+    actions = serializers.SerializerMethodField(help_text="The actions the round offers now: launch, cancel, "
+                                                          "retry, deploy, discard, rollback.")
+    metrics = serializers.JSONField(read_only=True, help_text="Evaluation figures; null: not measured "
+                                                              "(e.g. no held-out pairs).")
 
     class Meta:
         model = Round
-        fields = ["id", "project", "number", "state", "algorithm", "hyperparameters", "data_filters", "deploy_rule",
-                  "policy_in", "policy_out", "reward_model", "metrics", "error", "started_by", "created_at",
-                  "updated_at", "percent", "runs"]
+        fields = ["id", "project", "number", "state", "label", "algorithm", "hyperparameters", "data_filters",
+                  "deploy_rule", "policy_in", "policy_out", "reward_model", "metrics", "error", "started_by",
+                  "created_at", "updated_at", "percent", "progress", "next_step", "actions", "runs"]
         read_only_fields = fields
 
+    def _status(self, obj):
+        cache = self.context.setdefault("round_status", {})
+        if obj.pk not in cache:
+            cache[obj.pk] = services.round_status(obj)
+        return cache[obj.pk]
+
+    def get_label(self, obj) -> str:
+        return self._status(obj).view.label
+
     def get_percent(self, obj) -> int:
-        return services.round_progress(obj)["percent"]
+        return self._status(obj).percent
+
+    def get_progress(self, obj) -> str:
+        return self._status(obj).text
+
+    def get_next_step(self, obj) -> str:
+        return self._status(obj).next_step
+
+    def get_actions(self, obj) -> list[str]:
+        return [action.name for action in self._status(obj).actions]
 
 
 class LaunchSerializer(serializers.Serializer):
@@ -66,7 +92,7 @@ class RoundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     queryset = Round.objects.select_related("project", "started_by").prefetch_related("runs")
 
     def _answer(self, round, code=status.HTTP_200_OK):
-        return Response(RoundSerializer(self.get_queryset().get(pk=round.pk)).data, status=code)
+        return Response(RoundSerializer(self.get_queryset().get(pk=round.pk), context={}).data, status=code)
 
     @extend_schema(request=LaunchSerializer, responses={201: RoundSerializer})
     def create(self, request):
@@ -94,8 +120,14 @@ class RoundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @extend_schema(request=None, responses={200: RoundSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        """Stop the round: pending runs are revoked, a running one stops at its next step."""
+        """Stop an unfinished round: pending runs are revoked, a running one stops at its next step."""
         return self._act(services.cancel_round)
+
+    @extend_schema(request=None, responses={200: RoundSerializer})
+    @action(detail=True, methods=["post"])
+    def discard(self, request, pk=None):
+        """An evaluated round whose policy is not wanted: it ends as cancelled, the policy stays."""
+        return self._act(services.discard_round)
 
     @extend_schema(request=None, responses={200: RoundSerializer})
     @action(detail=True, methods=["post"])

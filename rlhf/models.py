@@ -10,7 +10,9 @@ class Round(models.Model):
         LABELING = "labeling", "Labeling"
         TRAINING = "training", "Training"
         EVALUATING = "evaluating", "Evaluating"
+        EVALUATED = "evaluated", "Evaluated"
         DEPLOYED = "deployed", "Deployed"
+        ROLLED_BACK = "rolled_back", "Rolled back"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
@@ -23,7 +25,8 @@ class Round(models.Model):
     project = models.ForeignKey("labeling.Project", on_delete=models.CASCADE, related_name="rounds")
     number = models.PositiveIntegerField()
     state = models.CharField(max_length=12, choices=State.choices, default=State.DRAFT)
-    algorithm = models.CharField(max_length=8, choices=Algorithm.choices, default=Algorithm.DPO)
+    # Blank until training is launched (a round opened by "Generate candidates" has none yet).
+    algorithm = models.CharField(max_length=8, choices=Algorithm.choices, blank=True, default="")
     hyperparameters = models.JSONField(default=dict, blank=True)
     data_filters = models.JSONField(default=dict, blank=True)
     deploy_rule = models.JSONField(default=dict, blank=True)

@@ -1,11 +1,14 @@
 """Every state change of a round and its training runs, one named function each.
 
 Views, the API, Celery tasks and management commands call these. A round moves
-draft → generating → labeling → training → evaluating → deployed (or failed / cancelled);
-each move is recorded with who and when, and a move the machine does not allow is refused."""
+draft → generating → labeling → training → evaluating → evaluated → deployed → rolled back
+(or failed / cancelled); each move is recorded with who and when, and a move the machine does
+not allow is refused. STATE_VIEWS below says, for each state, what pages and the API show:
+its label, its badge, what its progress bar measures and which actions it offers."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -25,18 +28,202 @@ TRANSITIONS = {
     S.GENERATING: {S.LABELING, S.FAILED, S.CANCELLED},
     S.LABELING: {S.TRAINING, S.CANCELLED},
     S.TRAINING: {S.EVALUATING, S.FAILED, S.CANCELLED},
-    S.EVALUATING: {S.DEPLOYED, S.FAILED, S.CANCELLED},
-    S.DEPLOYED: set(),
+    S.EVALUATING: {S.EVALUATED, S.FAILED, S.CANCELLED},
+    S.EVALUATED: {S.DEPLOYED, S.CANCELLED},  # deploy, or discard
+    S.DEPLOYED: {S.ROLLED_BACK},
+    S.ROLLED_BACK: set(),
     S.FAILED: {S.TRAINING},  # retry
     S.CANCELLED: {S.TRAINING},  # retry
 }
 ACTIVE_STATES = {S.GENERATING, S.TRAINING, S.EVALUATING}
+CANCELLABLE_STATES = {S.DRAFT, S.GENERATING, S.LABELING, S.TRAINING, S.EVALUATING}
+BUSY_STATES = [S.TRAINING, S.EVALUATING, S.EVALUATED]  # one at a time per project
 UNFINISHED_RUN = [TrainingRun.Status.PENDING, TrainingRun.Status.RUNNING]
 LOG_TAIL_CHARS = 8000
 
 
 class RoundError(ValueError):
     """A refused round operation; the message says why, for the person who asked."""
+
+
+# --- what each state shows (pages and API render only this) ------------------------------
+
+
+@dataclass(frozen=True)
+class StateView:
+    """How a round in one state reads: its label and badge, what its progress bar measures
+    ("generation", "labeling", "runs" or "none") and the actions it may offer (each still
+    subject to its condition in `_offered`)."""
+
+    label: str
+    badge: str
+    progress: str
+    actions: tuple = ()
+    poll_s: int | None = None  # the live fragment refreshes this often (None: the round is settled)
+    help: str = ""
+
+
+STATE_VIEWS = {
+    S.DRAFT: StateView("Draft", "draft", "none", ("launch", "cancel")),
+    S.GENERATING: StateView("Generating candidates", "generating", "generation", ("cancel",), poll_s=2),
+    S.LABELING: StateView("Labeling", "labeling", "labeling", ("launch", "cancel"), poll_s=10),
+    S.TRAINING: StateView("Training", "training", "runs", ("cancel",), poll_s=2),
+    S.EVALUATING: StateView("Evaluating", "evaluating", "runs", ("cancel",), poll_s=2),
+    S.EVALUATED: StateView("Evaluated", "evaluated", "runs", ("deploy", "discard"),
+                           help="evaluated, awaiting a deploy decision"),
+    S.DEPLOYED: StateView("Deployed", "deployed", "runs", ("rollback",), help="its policy serves the project"),
+    S.ROLLED_BACK: StateView("Rolled back", "rolled_back", "runs",
+                             help="deployed, then rolled back to the policy it started from"),
+    S.FAILED: StateView("Failed", "failed", "runs", ("retry",)),
+    S.CANCELLED: StateView("Cancelled", "cancelled", "runs", ("retry",)),
+}
+# A deployed round whose policy no longer serves (a later round's does, or a rollback on the
+# models page put another back): it reads so, and only the live one reads "Deployed".
+SUPERSEDED = StateView("Superseded", "superseded", "runs", help="deployed earlier; another policy serves now")
+
+
+@dataclass(frozen=True)
+class ActionView:
+    name: str
+    label: str
+    primary: bool = False
+    link: bool = False  # a link to a page (launch: the launch form), not a POST
+    help: str = ""
+
+
+ACTION_VIEWS = {
+    "launch": ActionView("launch", "Launch training", link=True,
+                         help="Train on the labels so far: reward model, policy, evaluation."),
+    "cancel": ActionView("cancel", "Cancel", help="Stop the round; a running step stops at its next step."),
+    "retry": ActionView("retry", "Retry", help="Run what did not finish again, from its last checkpoint."),
+    "deploy": ActionView("deploy", "Deploy new policy", primary=True,
+                         help="The new policy serves the project and writes the next candidates."),
+    "discard": ActionView("discard", "Discard",
+                          help="Keep the current policy; the round ends as cancelled (its figures stay)."),
+    "rollback": ActionView("rollback", "Roll back", help="Put back the policy this round started from."),
+}
+
+
+@dataclass
+class RoundStatus:
+    """A round as the pages and the API show it, from STATE_VIEWS and its live facts."""
+
+    view: StateView
+    actions: list = field(default_factory=list)
+    percent: int = 0
+    text: str = ""  # what the bar measures now, e.g. "Labeling: 4/6 tasks labelled"
+    next_step: str = ""  # the action a person should take now, said in words
+    runs: list = field(default_factory=list)
+    current: TrainingRun | None = None
+
+    @property
+    def polling(self):
+        return self.view.poll_s is not None
+
+
+def live_policy_ids(project_ids) -> dict:
+    """{project id: id of its deployed policy}, one query."""
+    from models_app.models import Deployment
+
+    return dict(Deployment.objects.filter(project_id__in=set(project_ids), is_active=True)
+                .values_list("project_id", "model_version_id"))
+
+
+def state_view(round: Round, live_policy_id=None) -> StateView:
+    """The round's label and badge (no query: lists pass the project's live policy id)."""
+    if round.state == S.DEPLOYED and round.policy_out_id != live_policy_id:
+        return SUPERSEDED
+    return STATE_VIEWS[Round.State(round.state)]
+
+
+def round_rows(rounds) -> list[tuple[Round, StateView]]:
+    """(round, its view) for a table of rounds, with two queries in all."""
+    rounds = list(rounds)
+    live = live_policy_ids(r.project_id for r in rounds)
+    return [(r, state_view(r, live.get(r.project_id))) for r in rounds]
+
+
+def round_status(round: Round) -> RoundStatus:
+    """Everything a round's page and the API say about it now: label, badge, progress and its
+    meaning, the actions offered and the next step."""
+    live = live_policy_ids([round.project_id]).get(round.project_id)
+    view = state_view(round, live)
+    runs = list(round.runs.all())
+    status = RoundStatus(view=view, runs=runs)
+    measure = {"generation": _generation_progress, "labeling": _labeling_progress, "runs": _runs_progress}
+    facts = measure[view.progress](round, status) if view.progress in measure else {}
+    status.actions = [ACTION_VIEWS[name] for name in view.actions if _offered(name, round, runs, live, facts)]
+    return status
+
+
+def _offered(action: str, round: Round, runs, live_policy_id, facts) -> bool:
+    """The condition, beside the state, under which an action means something."""
+    if action == "retry":
+        return any(r.status != TrainingRun.Status.SUCCEEDED for r in runs) and not any(
+            r.status == TrainingRun.Status.RUNNING for r in runs)
+    if action == "deploy":
+        return round.policy_out_id is not None
+    if action == "rollback":
+        return round.policy_out_id is not None and round.policy_out_id == live_policy_id
+    if action == "launch":
+        return not Round.objects.filter(project_id=round.project_id, state__in=BUSY_STATES).exists()
+    return True
+
+
+def _generation_progress(round: Round, status: RoundStatus) -> dict:
+    job = round.generation_jobs.order_by("-id").first()
+    if job is not None and job.total:
+        status.percent = job.percent
+        status.text = f"Generating candidates: {job.done}/{job.total} prompt{'s' if job.total != 1 else ''}"
+        if job.tasks_created:
+            status.text += f", {job.tasks_created} comparison task{'s' if job.tasks_created != 1 else ''} so far"
+    else:  # queued, or a round from before generation jobs
+        from labeling.models import Candidate
+
+        written = Candidate.objects.filter(tasks__round=round).distinct().count()
+        status.text = f"Generating candidates: {written} written so far" if written else "Generating candidates: queued"
+    return {}
+
+
+def _labeling_progress(round: Round, status: RoundStatus) -> dict:
+    from django.db.models import Count, Q, Sum
+
+    from labeling.models import ComparisonTask
+
+    counts = round.tasks.aggregate(
+        tasks=Count("id"), labelled=Count("id", filter=~Q(status=ComparisonTask.Status.OPEN)),
+        done=Sum("annotations_done"), wanted=Sum("overlap"))
+    tasks, labelled = counts["tasks"], counts["labelled"]
+    done, wanted = counts["done"] or 0, counts["wanted"] or 0
+    status.percent = round_percent(done, wanted)
+    if not tasks:
+        status.text = "Labeling: the round has no comparison tasks"
+        return {"all_labelled": False}
+    status.text = (f"Labeling: {labelled}/{tasks} task{'s' if tasks != 1 else ''} labelled "
+                   f"({done}/{wanted} annotations)")
+    if labelled == tasks:
+        status.next_step = f"All {tasks} tasks of this round are labelled: launch training."
+    return {"all_labelled": labelled == tasks}
+
+
+def _runs_progress(round: Round, status: RoundStatus) -> dict:
+    runs = status.runs
+    done = sum(1 for r in runs if r.status == TrainingRun.Status.SUCCEEDED)
+    current = next((r for r in runs if r.status == TrainingRun.Status.RUNNING), None)
+    fraction = done
+    if current and current.total_steps:
+        fraction += min(current.step / current.total_steps, 1.0)
+    status.current = current
+    status.percent = round_percent(fraction, len(runs))
+    if current:
+        status.text = f"{current.get_kind_display()} step {current.step}/{current.total_steps or '?'}"
+    elif runs:
+        status.text = f"{done}/{len(runs)} runs done"
+    if status.view.help:
+        status.text = f"{status.text} · {status.view.help}" if status.text else status.view.help
+    if round.state == S.EVALUATED:
+        status.next_step = "Deploy the new policy, or discard the round to keep the current one."
+    return {}
 
 
 # --- the state machine -------------------------------------------------------------------
@@ -83,6 +270,7 @@ def next_round_number(project) -> int:
 def start_labeling_round(project, prompts, *, user=None, k=None, decoding=None) -> Round:
     """A new round whose candidates the deployed policy writes (Celery, gpu queue); it moves to
     labeling when they are in. Refuses when no policy is deployed or no prompts are given."""
+    from models_app.models import GenerationJob
     from models_app.services import deployed_policy
 
     prompts = list(prompts)
@@ -99,34 +287,47 @@ def start_labeling_round(project, prompts, *, user=None, k=None, decoding=None) 
         )
         transition(round, S.GENERATING, user=user, note=f"{len(prompts)} prompts")
         prompt_ids = [p.pk for p in prompts]
-        transaction.on_commit(lambda: _enqueue_generation(round.pk, prompt_ids))
+        # The job carries the generation's progress, for the round page.
+        job = GenerationJob.objects.create(project=project, round=round, model_version=policy,
+                                           prompt_ids=prompt_ids, decoding=decoding or {}, total=len(prompt_ids),
+                                           created_by=_user(user))
+        transaction.on_commit(lambda: _enqueue_generation(round.pk, prompt_ids, job.pk))
     return round
 
 
-def _enqueue_generation(round_id, prompt_ids):
+def _enqueue_generation(round_id, prompt_ids, job_id):
+    from models_app.models import GenerationJob
+
     from . import tasks
 
-    tasks.run_generation.delay(round_id, prompt_ids)
+    result = tasks.run_generation.delay(round_id, prompt_ids, job_id)
+    GenerationJob.objects.filter(pk=job_id).update(celery_task_id=result.id or "")
 
 
-def generate_for_round(round: Round, prompt_ids) -> int:
+def generate_for_round(round: Round, prompt_ids, job_id=None) -> int:
     """Write the round's candidates with the deployed policy, then open it for labeling."""
     from labeling.models import Prompt
     from models_app import services as model_services
+    from models_app.models import GenerationJob
 
     round.refresh_from_db()
     if round.state != S.GENERATING:
         return 0
     options = round.hyperparameters.get("generation", {})
+    job = GenerationJob.objects.filter(pk=job_id, round=round).first() if job_id else None
+    jobs = GenerationJob.objects.filter(pk=getattr(job, "pk", None))
+    jobs.update(status=GenerationJob.Status.RUNNING, started_at=timezone.now(), error="")
     try:
         tasks_made = model_services.generate_candidates(
             round.project, list(Prompt.objects.filter(pk__in=prompt_ids, project=round.project)),
-            k=options.get("k"), decoding=options.get("decoding") or None, round=round,
+            k=options.get("k"), decoding=options.get("decoding") or None, round=round, job=job,
         )
     except Exception as exc:  # the reason goes on the round, for the admin to read
         logger.exception("generation for %s failed", round)
+        jobs.update(status=GenerationJob.Status.FAILED, error=str(exc)[:5000], finished_at=timezone.now())
         fail_round(round, f"Generating candidates failed: {exc}")
         return 0
+    jobs.update(status=GenerationJob.Status.SUCCEEDED, finished_at=timezone.now())
     try:
         transition(round, S.LABELING, note=f"{len(tasks_made)} comparison tasks")
     except RoundError:  # cancelled while generating: the candidates stay, the round stays cancelled
@@ -151,8 +352,11 @@ def launch_round(project, *, user, algorithm, hyperparameters=None, data_filters
     hyperparameters = round_config.validate_hyperparameters(algorithm, hyperparameters or {})
     data_filters = datasets.validate_filters(project, data_filters or {})
     deploy_rule = round_config.validate_deploy_rule(deploy_rule or {})
-    if Round.objects.filter(project=project, state__in=[S.TRAINING, S.EVALUATING]).exists():
-        busy = Round.objects.filter(project=project, state__in=[S.TRAINING, S.EVALUATING]).first()
+    busy = Round.objects.filter(project=project, state__in=BUSY_STATES).first()
+    if busy is not None and busy.state == S.EVALUATED:
+        raise RoundError(f"Round {busy.number} of {project} is evaluated and awaits a decision; deploy or "
+                         "discard it first.")
+    if busy is not None:
         raise RoundError(f"Round {busy.number} of {project} is still {busy.state}; wait for it or cancel it.")
     policy = deployed_policy(project)
     if policy is None:
@@ -223,7 +427,9 @@ def cancel_round(round: Round, *, user) -> Round:
 
     with transaction.atomic():
         round.refresh_from_db()
-        if S.CANCELLED not in TRANSITIONS[round.state]:
+        if round.state == S.EVALUATED:
+            raise RoundError(f"Round {round.number} is evaluated; deploy it or discard it.")
+        if round.state not in CANCELLABLE_STATES:
             raise RoundError(f"Round {round.number} is {round.state}; only an unfinished round can be cancelled.")
         unfinished = list(round.runs.filter(status__in=UNFINISHED_RUN))
         round.runs.filter(status=TrainingRun.Status.PENDING).update(
@@ -241,6 +447,16 @@ def cancel_round(round: Round, *, user) -> Round:
     return round
 
 
+def discard_round(round: Round, *, user) -> Round:
+    """An evaluated round whose policy is not wanted: it ends as cancelled, its figures kept,
+    and the project's policy stays as it is."""
+    round.refresh_from_db()
+    if round.state != S.EVALUATED:
+        raise RoundError(f"Round {round.number} is {round.state}; only an evaluated round can be discarded.")
+    transition(round, S.CANCELLED, user=user, note="discarded: the new policy was not deployed")
+    return round
+
+
 def retry_round(round: Round, *, user) -> Round:
     """Run a failed or cancelled round again from where it stopped: finished runs are kept,
     the rest start over, resuming from their last checkpoint where there is one."""
@@ -253,6 +469,9 @@ def retry_round(round: Round, *, user) -> Round:
         raise RoundError(f"Round {round.number} never trained; launch it instead.")
     if round.runs.filter(status=TrainingRun.Status.RUNNING).exists():
         raise RoundError("A run of this round is still stopping; retry in a moment.")
+    if not round.runs.exclude(status=TrainingRun.Status.SUCCEEDED).exists():
+        raise RoundError(f"Every run of round {round.number} finished; nothing is left to retry. "
+                         "Launch a new round instead.")
     datasets.check_enough_data(round.project, round.data_filters)
     with transaction.atomic():
         for run in round.runs.exclude(status=TrainingRun.Status.SUCCEEDED):
@@ -274,11 +493,11 @@ def retry_round(round: Round, *, user) -> Round:
 def deploy_round(round: Round, *, user, note: str = "") -> Round:
     """Deploy the round's new policy on its project; the next generation uses it."""
     round.refresh_from_db()
-    if round.state != S.EVALUATING or round.policy_out is None:
+    if round.state == S.EVALUATING:
+        raise RoundError(f"Round {round.number} is still being evaluated; deploy it when the evaluation is done.")
+    if round.state != S.EVALUATED or round.policy_out is None:
         raise RoundError(f"Round {round.number} is {round.state}; only an evaluated round with a new policy "
                          "can be deployed.")
-    if round.runs.filter(kind=TrainingRun.Kind.EVAL).exclude(status=TrainingRun.Status.SUCCEEDED).exists():
-        raise RoundError(f"Round {round.number} is still being evaluated; deploy it when the evaluation is done.")
     return _deploy(round, user=user, note=note)
 
 
@@ -296,7 +515,8 @@ def _deploy(round: Round, *, user, note: str) -> Round:
 
 
 def rollback_round(round: Round, *, user) -> Round:
-    """Put back the policy the round started from, when the round's policy is the one serving."""
+    """Put back the policy the round started from, when the round's policy is the one serving;
+    the round reads "rolled back" from then on."""
     from models_app import services as model_services
 
     round.refresh_from_db()
@@ -307,9 +527,19 @@ def rollback_round(round: Round, *, user) -> Round:
         raise RoundError(f"Round {round.number}'s policy is no longer the deployed one; nothing to roll back.")
     with transaction.atomic():
         model_services.rollback(round.project, user=_user(user), to=round.policy_in)
-        RoundTransition.objects.create(round=round, from_state=round.state, to_state=round.state,
-                                       by=_user(user), note=f"rolled back to {round.policy_in}")
+        transition(round, S.ROLLED_BACK, user=user, note=f"rolled back to {round.policy_in}")
     return round
+
+
+def finish_evaluation(round: Round) -> bool:
+    """The evaluation's figures are stored: the round is evaluated, then its deploy rule decides
+    (before the run reads as finished, so nobody acts on a round about to deploy itself).
+    True when it deployed."""
+    try:
+        transition(round, S.EVALUATED, note="evaluation done")
+    except RoundError:  # cancelled meanwhile: it stays so
+        return False
+    return apply_deploy_rule(round)
 
 
 def apply_deploy_rule(round: Round) -> bool:
@@ -426,37 +656,21 @@ def reap_lost_runs(*, now=None, timeout_s: int | None = None) -> int:
     return count
 
 
-def round_progress(round: Round) -> dict:
-    """The round's runs with their progress, for the live progress bar."""
-    runs = list(round.runs.all())
-    done = sum(1 for r in runs if r.status == TrainingRun.Status.SUCCEEDED)
-    current = next((r for r in runs if r.status == TrainingRun.Status.RUNNING), None)
-    fraction = done
-    if current and current.total_steps:
-        fraction += min(current.step / current.total_steps, 1.0)
-    return {
-        "runs": runs, "current": current,
-        "percent": round_percent(fraction, len(runs)),
-        "active": round.state in ACTIVE_STATES,
-    }
-
-
 def round_percent(fraction, total):
     return int(100 * fraction / total) if total else 0
 
 
+def shown_metric(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
 def metrics_table(round: Round) -> list[tuple[str, str]]:
     """The round's metrics as (name, shown value) rows: rates and rewards to 4 places."""
-    rows = []
-    for name, value in round.metrics.items():
-        if value is None:
-            shown = "—"
-        elif isinstance(value, float):
-            shown = f"{value:.4f}"
-        else:
-            shown = str(value)
-        rows.append((name.replace("_", " "), shown))
-    return rows
+    return [(name.replace("_", " "), shown_metric(value)) for name, value in round.metrics.items()]
 
 
 def metric_series(round: Round) -> dict:

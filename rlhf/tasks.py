@@ -33,10 +33,10 @@ def run_evaluation(self, run_id):
 
 
 @shared_task(name="rlhf.tasks.run_generation")
-def run_generation(round_id, prompt_ids):
+def run_generation(round_id, prompt_ids, job_id=None):
     from .models import Round
 
-    return services.generate_for_round(Round.objects.get(pk=round_id), prompt_ids)
+    return services.generate_for_round(Round.objects.get(pk=round_id), prompt_ids, job_id)
 
 
 @shared_task(name="rlhf.tasks.reap_lost_runs")

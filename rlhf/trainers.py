@@ -434,11 +434,7 @@ def evaluate_round(run: TrainingRun):
     services.append_log(run.pk, "evaluation: " + ", ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()) + "\n")
     services.merge_round_metrics(round, metrics)
-    # Decide before the run reads as finished, so nobody sees an evaluated round that is
-    # about to deploy itself.
-    round.refresh_from_db()
-    if round.state == Round.State.EVALUATING:
-        services.apply_deploy_rule(round)
+    services.finish_evaluation(round)  # evaluated, then the deploy rule, before the run reads as done
     return metrics
 
 

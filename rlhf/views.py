@@ -19,7 +19,7 @@ from .models import Round
 def round_list(request):
     projects = Project.objects.filter(is_archived=False).order_by("name")
     rounds = Round.objects.select_related("project", "policy_out").order_by("-updated_at")[:50]
-    return render(request, "rlhf/round_list.html", {"projects": projects, "rounds": rounds})
+    return render(request, "rlhf/round_list.html", {"projects": projects, "rows": services.round_rows(rounds)})
 
 
 @staff_required
@@ -40,7 +40,8 @@ def project_rounds(request, slug):
             return redirect("rlhf:detail", round_id=round.pk)
     return render(request, "rlhf/project_rounds.html", {
         "project": project, "form": form, "generate_form": forms.GenerateForm(),
-        "rounds": project.rounds.select_related("policy_in", "policy_out", "reward_model"),
+        "rows": services.round_rows(project.rounds.select_related("project", "policy_in", "policy_out",
+                                                                  "reward_model")),
         "policy": deployed_policy(project), "defaults": config.DEFAULTS,
         "pairs": project.pairs.filter(is_gold=False).count(),
     }, status=400 if form.errors else 200)
@@ -73,11 +74,8 @@ def _round(round_id):
 
 
 def _progress_context(round):
-    progress = services.round_progress(round)
-    awaiting = (round.state == Round.State.EVALUATING and progress["runs"]
-                and not any(r.status in services.UNFINISHED_RUN for r in progress["runs"]))
-    return {"round": round, "progress": progress, "awaiting_deploy": awaiting,
-            "polling": progress["active"] and not awaiting}
+    status = services.round_status(round)
+    return {"round": round, "status": status, "polling": status.polling}
 
 
 @staff_required
@@ -98,7 +96,8 @@ def round_detail(request, round_id):
 def round_progress(request, round_id):
     """The live part of the round page (htmx polls it while the round works)."""
     context = _progress_context(_round(round_id))
-    response = render(request, "rlhf/_progress.html", context)
+    # The header's badge and actions come along (out of band), so they follow the live state.
+    response = render(request, "rlhf/_progress.html", {**context, "oob": True})
     if not context["polling"] and request.htmx:
         response["HX-Refresh"] = "true"  # the round settled: reload once for outputs and buttons
     return response
@@ -108,11 +107,13 @@ def round_progress(request, round_id):
 @require_GET
 def round_metrics(request, round_id):
     round = _round(round_id)
-    return JsonResponse({"series": services.metric_series(round), "active": round.state in services.ACTIVE_STATES})
+    return JsonResponse({"series": services.metric_series(round),
+                         "active": services.STATE_VIEWS[round.state].poll_s is not None})
 
 
 ACTIONS = {
     "cancel": (services.cancel_round, "Round {n} cancelled."),
+    "discard": (services.discard_round, "Round {n} discarded: the project keeps its current policy."),
     "retry": (services.retry_round, "Round {n} retried: it resumes where it stopped."),
     "deploy": (services.deploy_round, "Round {n}'s policy is deployed; the next candidates come from it."),
     "rollback": (services.rollback_round, "Rolled back: the policy round {n} started from is deployed again."),

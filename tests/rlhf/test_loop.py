@@ -33,6 +33,7 @@ def test_ppo_round_closes_the_loop(worker, project_with_policy, admin_user, tiny
     first = services.start_labeling_round(project, prompts, user=admin_user, decoding={"max_new_tokens": 8})
     wait_state(first, Round.State.LABELING, Round.State.FAILED)
     assert first.state == Round.State.LABELING, first.error
+    assert first.algorithm == ""  # chosen at launch
     written = Candidate.objects.filter(prompt__project=project)
     assert written.count() == 12 and set(written.values_list("model_version", flat=True)) == {tiny_policy.pk}
     assert annotate_all(project, project.annotator, prefer=lambda texts: max(range(2), key=lambda i: len(texts[i])))
@@ -59,7 +60,7 @@ def test_ppo_round_closes_the_loop(worker, project_with_policy, admin_user, tiny
         assert name in first.metrics
     assert models.deployed_policy(project) == policy
     assert list(first.transitions.values_list("to_state", flat=True)) == [
-        "generating", "labeling", "training", "evaluating", "deployed"]
+        "generating", "labeling", "training", "evaluating", "evaluated", "deployed"]
     assert first.transitions.get(to_state="training").by == admin_user
 
     # Round 2: the next candidates come from the new policy.
@@ -69,9 +70,10 @@ def test_ppo_round_closes_the_loop(worker, project_with_policy, admin_user, tiny
     assert new_tasks.count() == 2
     assert set(Candidate.objects.filter(tasks__round=second).values_list("model_version", flat=True)) == {policy.pk}
 
-    # Rollback puts the first policy back.
+    # Rollback puts the first policy back, and the round reads so.
     services.rollback_round(first, user=admin_user)
     assert models.deployed_policy(project) == tiny_policy
+    assert state_of(first) == Round.State.ROLLED_BACK
 
 
 @pytest.mark.parametrize("algorithm", ["grpo", "rloo", "dpo"])
@@ -86,7 +88,7 @@ def test_each_algorithm_trains_and_waits_for_the_admin(worker, labeled_project, 
     wait_for(lambda: round.runs.filter(kind="eval", status__in=["succeeded", "failed"]).exists()
              or state_of(round) == Round.State.FAILED, what="the evaluation")
     round.refresh_from_db()
-    assert round.state == Round.State.EVALUATING, round.error  # no deploy rule: an admin decides
+    assert round.state == Round.State.EVALUATED, round.error  # no deploy rule: an admin decides
     assert round.policy_out.training_run.kind == algorithm
     if sft:
         sft_version = round.policy_out.parent

@@ -58,24 +58,22 @@ class Command(BaseCommand):
         began, last = time.monotonic(), None
         while True:
             round.refresh_from_db()
-            progress = services.round_progress(round)
-            current = progress["current"]
-            line = f"[{progress['percent']:3d}%] {round.state}"
-            if current:
-                line += f" · {current.get_kind_display()} step {current.step}/{current.total_steps or '?'}"
+            status = services.round_status(round)
+            line = f"[{status.percent:3d}%] {round.state}"
+            if status.current:
+                line += f" · {status.current.get_kind_display()} step {status.current.step}/" \
+                        f"{status.current.total_steps or '?'}"
             if line != last:
                 self.stdout.write(line)
                 last = line
-            if round.state not in services.ACTIVE_STATES or (
-                    round.state == Round.State.EVALUATING and not round.runs.filter(
-                        status__in=services.UNFINISHED_RUN).exists()):
+            if not status.polling or round.state == Round.State.LABELING:
                 break
             if timeout and time.monotonic() - began > timeout:
                 raise CommandError(f"Gave up waiting after {timeout:.0f} s; the round goes on.")
             time.sleep(1)
         for name, value in sorted(round.metrics.items()):
-            self.stdout.write(f"  {name}: {value:.4f}" if isinstance(value, float) else f"  {name}: {value}")
+            self.stdout.write(f"  {name}: {services.shown_metric(value)}")
         if round.state == Round.State.FAILED:
             raise CommandError(f"Round {round.number} failed: {round.error}")
         self.stdout.write(f"Round {round.number}: {round.state}"
-                          + (" (awaiting a deploy decision)" if round.state == Round.State.EVALUATING else ""))
+                          + (" (awaiting a deploy decision)" if round.state == Round.State.EVALUATED else ""))
