@@ -285,13 +285,14 @@ def validate_deploy_rule(rule) -> dict:
 
 
 def deploy_rule_holds(rule: dict, metrics: dict) -> tuple[bool, str]:
-    """(holds, why). An empty rule never deploys on its own."""
+    """(holds, why). An empty rule never deploys on its own, and a rule on a figure that was not
+    measured (no held-out pairs, say) does not hold."""
     if not rule:
         return False, ""
     reasons = []
     for key, threshold in rule.items():
         value = metrics.get(DEPLOY_RULE_KEYS[key])
-        if value is None:
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
             return False, f"{DEPLOY_RULE_KEYS[key]} was not measured"
         ok = value <= threshold if key.startswith("max_") else value >= threshold
         if not ok:

@@ -8,6 +8,7 @@ its label, its badge, what its progress bar measures and which actions it offers
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -627,6 +628,7 @@ def set_round_outputs(round: Round, **fields) -> None:
 
 
 def merge_round_metrics(round: Round, values: dict) -> None:
+    values = {name: measured(value) for name, value in values.items()}
     with transaction.atomic():
         locked = Round.objects.select_for_update().get(pk=round.pk)
         locked.metrics = {**locked.metrics, **values}
@@ -660,9 +662,20 @@ def round_percent(fraction, total):
     return int(100 * fraction / total) if total else 0
 
 
+NOT_MEASURED = "not measured"
+
+
+def measured(value):
+    """A figure, or None when it was measured on nothing (None, NaN, infinite): JSON (and
+    Postgres' jsonb) has no NaN, and a figure of nothing must not read as a number."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def shown_metric(value) -> str:
-    if value is None:
-        return "—"
+    if measured(value) is None:
+        return NOT_MEASURED
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)

@@ -421,24 +421,29 @@ def evaluate_round(run: TrainingRun):
         [*p, {"role": "assistant", "content": a}] for p, a in zip(prompts, answers[label])]) for label in answers}
     wins = [1.0 if n > o else 0.5 if n == o else 0.0 for n, o in zip(rewards["new"], rewards["old"])]
     kl = sequence_kl(models["new"], models["old"], load_tokenizer(new), prompts, answers["new"])
+    # Scored on the held-out pairs there are now (labeling goes on during training): how many
+    # is recorded beside the figure, and none means not measured (None), never a number.
     heldout_rows = datasets.preference_rows(round.project, round.data_filters, split=Prompt.Split.HELDOUT)
-    accuracy = pair_accuracy(rm, rm_tokenizer, heldout_rows[: values.get("max_pairs", 256)])
-    mean = {label: sum(r) / len(r) for label, r in rewards.items()}
+    scored = heldout_rows[: values.get("max_pairs", 256)]
+    accuracy = pair_accuracy(rm, rm_tokenizer, scored)
+    mean = {label: sum(r) / len(r) if r else None for label, r in rewards.items()}
     metrics = {
-        "mean_reward_old": mean["old"], "mean_reward_new": mean["new"], "reward_gain": mean["new"] - mean["old"],
-        "win_rate": sum(wins) / len(wins), "kl_to_old": kl, "rm_accuracy_heldout": accuracy,
-        "eval_prompts": len(prompts), "eval_split": split,
+        "mean_reward_old": mean["old"], "mean_reward_new": mean["new"],
+        "reward_gain": mean["new"] - mean["old"] if prompts else None,
+        "win_rate": sum(wins) / len(wins) if wins else None, "kl_to_old": kl, "rm_accuracy_heldout": accuracy,
+        "rm_accuracy_pairs": len(scored), "eval_prompts": len(prompts), "eval_split": split,
     }
     services.record_metrics(run.pk, total, metrics)
     services.record_progress(run.pk, step=total, total=total)
     services.append_log(run.pk, "evaluation: " + ", ".join(
-        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()) + "\n")
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={services.shown_metric(v)}" for k, v in metrics.items())
+        + "\n")
     services.merge_round_metrics(round, metrics)
     services.finish_evaluation(round)  # evaluated, then the deploy rule, before the run reads as done
     return metrics
 
 
-def sequence_kl(new_model, old_model, tokenizer, prompts, answers) -> float:
+def sequence_kl(new_model, old_model, tokenizer, prompts, answers) -> float | None:
     """Mean over prompts of sum over answer tokens of log p_new - log p_old (a Monte-Carlo
     estimate of KL(new || old) on the new policy's own answers)."""
     import torch
@@ -456,7 +461,7 @@ def sequence_kl(new_model, old_model, tokenizer, prompts, answers) -> float:
                 logp[label] = torch.log_softmax(logits, -1).gather(
                     -1, ids[0, len(prompt_ids):].unsqueeze(-1).to(logits.device)).squeeze(-1).cpu()
         total += float((logp["new"] - logp["old"]).sum())
-    return total / len(prompts) if prompts else 0.0
+    return total / len(prompts) if prompts else None
 
 
 STAGES = {
