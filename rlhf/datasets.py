@@ -55,6 +55,50 @@ def filtered_pairs(project, filters: dict, *, split=None):
                             include_ties=filters.get("include_ties", False), include_gold=False, split=split)
 
 
+def pair_breakdown(project, filters: dict) -> dict:
+    """How many pairs a round with these filters trains on, and why the others do not: the
+    counts that train come from filtered_pairs, the filter the training itself uses. Two queries."""
+    from django.db.models import Count, Q
+
+    kept = Q(is_gold=False)  # gold pairs check annotators; they never train
+    counts = {"total": Count("id", filter=kept), "gold": Count("id", filter=Q(is_gold=True))}
+    if filters.get("rounds"):
+        in_rounds = Q(round__number__in=filters["rounds"])
+        counts["other_rounds"] = Count("id", filter=kept & ~in_rounds)
+        kept &= in_rounds
+    if not filters.get("include_ties", False):
+        counts["ties"] = Count("id", filter=kept & Q(is_tie=True))
+        kept &= Q(is_tie=False)
+    if filters.get("min_agreement") is not None:
+        counts["low_agreement"] = Count("id", filter=kept & ~Q(agreement__gte=filters["min_agreement"]))
+    left_out = preference_pairs(project, include_ties=True, include_gold=True).aggregate(**counts)
+    used = filtered_pairs(project, filters).aggregate(
+        used=Count("id"), train=Count("id", filter=Q(split=Prompt.Split.TRAIN)),
+        heldout=Count("id", filter=Q(split=Prompt.Split.HELDOUT)))
+    return {"ties": 0, "low_agreement": 0, "other_rounds": 0, **left_out,
+            "min_agreement": filters.get("min_agreement"), **used}
+
+
+def describe_breakdown(counts: dict) -> str:
+    """e.g. "12 pairs will train (18 in all: 6 ties left out; 2 on held-out prompts, kept to evaluate)"."""
+    def n(count, word):
+        return f"{count} {word}{'' if count == 1 else 's'}"
+
+    parts = []
+    if counts["ties"]:
+        parts.append(f"{n(counts['ties'], 'tie')} left out")
+    if counts["low_agreement"]:
+        parts.append(f"{counts['low_agreement']} below agreement {counts['min_agreement']:g}")
+    if counts["other_rounds"]:
+        parts.append(f"{counts['other_rounds']} from other rounds")
+    if counts["heldout"]:
+        parts.append(f"{counts['heldout']} on held-out prompts, kept to evaluate the reward model")
+    detail = f"{counts['total']} in all" + (": " + "; ".join(parts) if parts else "")
+    gold = (f"; {n(counts['gold'], 'gold pair')} never train{'s' if counts['gold'] == 1 else ''}"
+            if counts["gold"] else "")
+    return f"{n(counts['train'], 'pair')} will train ({detail}){gold}"
+
+
 def check_enough_data(project, filters: dict) -> dict:
     """Refuse, saying what is missing, when the pairs cannot train a reward model: none at all,
     only ties, a single prompt, or nothing on the training side of the split."""

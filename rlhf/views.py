@@ -43,8 +43,36 @@ def project_rounds(request, slug):
         "rows": services.round_rows(project.rounds.select_related("project", "policy_in", "policy_out",
                                                                   "reward_model")),
         "policy": deployed_policy(project), "defaults": config.DEFAULTS,
-        "pairs": project.pairs.filter(is_gold=False).count(),
+        **_pair_count_context(project, form.data_filters() if form.is_bound and form.is_valid() else {}),
     }, status=400 if form.errors else 200)
+
+
+def _pair_count_context(project, filters):
+    """What a launch with these data filters would train on, counted by the training's own filter."""
+    from . import datasets
+
+    try:
+        filters = datasets.validate_filters(project, filters)
+    except services.RoundError as exc:
+        return {"pair_count": "", "pair_problem": str(exc)}
+    problem = ""
+    try:
+        datasets.check_enough_data(project, filters)
+    except services.RoundError as exc:
+        problem = str(exc)
+    return {"pair_count": datasets.describe_breakdown(datasets.pair_breakdown(project, filters)),
+            "pair_problem": problem}
+
+
+@staff_required
+@require_GET
+def pair_count(request, slug):
+    """The launch form's pair count, again for the filters being typed (htmx)."""
+    project = get_object_or_404(Project, slug=slug)
+    filters = {"include_ties": request.GET.get("include_ties", "") in {"on", "true", "1"}}
+    if request.GET.get("min_agreement", "").strip():
+        filters["min_agreement"] = request.GET["min_agreement"].strip()
+    return render(request, "rlhf/_pair_count.html", _pair_count_context(project, filters))
 
 
 @staff_required

@@ -55,3 +55,28 @@ def test_round_page_draws_charts_and_follows_progress(live_server, labeled_proje
         assert page.evaluate("window.sameDocument") is True
         assert page.locator("[role=progressbar]").get_attribute("aria-valuenow") == "20"
         browser.close()
+
+
+def test_launch_page_recounts_the_pairs_when_a_filter_changes(live_server, labeled_project, make_user):
+    from playwright.sync_api import sync_playwright
+
+    from .conftest import add_prompts, annotate_all, hand_written_tasks
+
+    hand_written_tasks(labeled_project, add_prompts(labeled_project, 2, start=100))
+    annotate_all(labeled_project, labeled_project.annotator, tie=True)
+    make_user("boss", staff=True, password="boss-secret-pw")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.set_default_timeout(15000)
+        page.goto(live_server.url + reverse("login"))
+        page.fill("input[name=username]", "boss")
+        page.fill("input[name=password]", "boss-secret-pw")
+        page.press("input[name=password]", "Enter")
+        page.wait_for_load_state()
+        page.goto(live_server.url + reverse("rlhf:project", args=[labeled_project.slug]))
+        assert "(8 in all: 2 ties left out" in page.locator("#pair-count").inner_text()
+        page.check("#id_include_ties")
+        page.wait_for_function("() => !document.querySelector('#pair-count').innerText.includes('ties left out')")
+        assert "(8 in all" in page.locator("#pair-count").inner_text()
+        browser.close()
