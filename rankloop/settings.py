@@ -205,6 +205,8 @@ CELERY_BEAT_SCHEDULE = {
 RLHF_HEARTBEAT_S = float(os.environ.get("RLHF_HEARTBEAT_S", "10"))
 RLHF_HEARTBEAT_TIMEOUT_S = int(os.environ.get("RLHF_HEARTBEAT_TIMEOUT_S", "120"))
 RLHF_TORCH_THREADS = int(os.environ.get("RLHF_TORCH_THREADS", "0"))  # 0: torch's default
+# A run that succeeds deletes its intermediate checkpoints (its model version is saved apart).
+RLHF_KEEP_CHECKPOINTS = env_bool("RLHF_KEEP_CHECKPOINTS", default=False)
 
 # Models: where converted and trained weights live.
 MODEL_STORE = Path(os.environ.get("MODEL_STORE", VAR_DIR / "models"))

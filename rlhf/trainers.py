@@ -116,6 +116,19 @@ def last_checkpoint(path: Path):
     return str(max(complete, key=lambda p: int(p.name.rsplit("-", 1)[-1]))) if complete else None
 
 
+def discard_checkpoints(run: TrainingRun) -> None:
+    """A run that succeeded needs no checkpoint (its model version is saved apart, and a retry
+    keeps succeeded runs): delete them, a model's size each, unless RLHF_KEEP_CHECKPOINTS. A
+    failed or cancelled run keeps its own, for the retry to resume from."""
+    if getattr(settings, "RLHF_KEEP_CHECKPOINTS", False) or not run.checkpoint_dir:
+        return
+    path = Path(run.checkpoint_dir)
+    for checkpoint in path.glob("checkpoint-*"):
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    with contextlib.suppress(OSError):  # gone, or other files left in it: leave it
+        path.rmdir()
+
+
 def version_dir(kind: str, name: str) -> Path:
     path = Path(settings.MODEL_STORE) / ("reward" if kind == "reward" else "policies") / name
     if path.exists():  # a retried run writes its artifact again
@@ -498,4 +511,6 @@ def execute(run: TrainingRun, *, celery_id: str = "") -> str:
             services.finish_run(run, TrainingRun.Status.FAILED, error=message)
             return TrainingRun.Status.FAILED
     services.finish_run(run, TrainingRun.Status.SUCCEEDED)
+    run.refresh_from_db(fields=["checkpoint_dir"])
+    discard_checkpoints(run)
     return TrainingRun.Status.SUCCEEDED

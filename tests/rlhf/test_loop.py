@@ -1,5 +1,6 @@
 """The whole loop with a real Celery worker: generate, label, train, evaluate, deploy, generate again."""
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -9,6 +10,7 @@ from models_app import services as models
 from models_app.models import ModelVersion
 from rlhf import services
 from rlhf.models import MetricPoint, Round, TrainingRun
+from rlhf.trainers import last_checkpoint
 
 from .conftest import TINY, TINY_PPO, add_prompts, annotate_all, wait_for
 
@@ -79,7 +81,11 @@ def test_ppo_round_closes_the_loop(worker, project_with_policy, admin_user, tiny
 @pytest.mark.parametrize("algorithm", ["grpo", "rloo", "dpo"])
 def test_each_algorithm_trains_and_waits_for_the_admin(worker, labeled_project, admin_user, algorithm):
     sft = algorithm == "dpo"  # SFT on the annotators' ideal answers first, once
-    hyperparameters = {**TINY, "sft": {"enabled": True, "max_steps": 2}} if sft else TINY
+    hyperparameters = TINY
+    if sft:  # …and a checkpoint every step, which the runs delete once they succeed
+        hyperparameters = {**TINY, "reward": {**TINY["reward"], "save_steps": 1},
+                           "policy": {**TINY["policy"], "save_steps": 1},
+                           "sft": {"enabled": True, "max_steps": 2, "save_steps": 1}}
     if algorithm == "grpo":  # LoRA once for each kind of model
         hyperparameters = {**TINY, "reward": {**TINY["reward"], "lora": True, "lora_r": 4},
                            "policy": {**TINY["policy"], "lora": True, "lora_r": 4}}
@@ -95,13 +101,15 @@ def test_each_algorithm_trains_and_waits_for_the_admin(worker, labeled_project, 
         assert sft_version.training_run.kind == "sft" and sft_version.metrics["demonstrations"] > 0
         assert sft_version.parent == round.policy_in
     assert round.metrics["win_rate"] is not None
+    for run in round.runs.exclude(checkpoint_dir=""):
+        assert not list(Path(run.checkpoint_dir).glob("checkpoint-*")), f"{run} left checkpoints"
     services.deploy_round(round, user=admin_user)
     assert state_of(round) == Round.State.DEPLOYED
     assert models.deployed_policy(labeled_project) == round.policy_out
 
 
 def test_cancel_stops_a_running_round(worker, labeled_project, admin_user):
-    hp = {**TINY, "reward": {"max_steps": 2000, "per_device_train_batch_size": 2}}
+    hp = {**TINY, "reward": {"max_steps": 2000, "per_device_train_batch_size": 2, "save_steps": 1}}
     round = services.launch_round(labeled_project, user=admin_user, algorithm="dpo", hyperparameters=hp)
     reward = round.runs.get(kind="reward")
     wait_for(lambda: TrainingRun.objects.get(pk=reward.pk).step >= 2, what="reward training to make progress")
@@ -110,6 +118,7 @@ def test_cancel_stops_a_running_round(worker, labeled_project, admin_user):
     reward = wait_for(lambda: (r := TrainingRun.objects.get(pk=reward.pk)).status == "cancelled" and r,
                       what="the run to stop")
     assert reward.step < 2000 and "cancelled at step" in reward.log_tail
+    assert last_checkpoint(Path(reward.checkpoint_dir))  # kept, for a retry to resume from
     assert set(round.runs.exclude(pk=reward.pk).values_list("status", flat=True)) == {"cancelled"}
     assert round.transitions.last().by == admin_user
     with pytest.raises(services.RoundError, match="only an unfinished round"):
