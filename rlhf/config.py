@@ -127,7 +127,6 @@ TRAINING = {
     "save_strategy": CHOICE(choices=("no", "steps", "epoch")),
     "save_steps": _num(0.0, low_open=True),  # below 1: a share of the steps
     "logging_steps": _num(0.0, low_open=True),
-    "gradient_checkpointing": BOOL,
 }
 LORA = {"lora": Knob("bool", trl=False), "lora_r": _int(1, 1024, trl=False),
         "lora_alpha": _int(1, 4096, trl=False), "lora_dropout": _num(0.0, 0.99, trl=False)}

@@ -14,8 +14,9 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max, Value
-from django.db.models.functions import Concat, Right
+from django.db.models import Case, F, Max, TextField, Value, When
+from django.db.models.functions import Concat, Length, Right, StrIndex, Substr
+from django.db.models.lookups import Exact, LessThanOrEqual
 from django.utils import timezone
 
 from . import config as round_config
@@ -116,6 +117,12 @@ class RoundStatus:
     next_step: str = ""  # the action a person should take now, said in words
     runs: list = field(default_factory=list)
     current: TrainingRun | None = None
+    LOG_SHOWN_CHARS = 3000  # of each run's log, on the page
+
+    @property
+    def logs(self):
+        """(run, the end of its log from a line start) for the runs that logged something."""
+        return [(run, log_excerpt(run.log_tail, self.LOG_SHOWN_CHARS)) for run in self.runs if run.log_tail]
 
     @property
     def polling(self):
@@ -603,13 +610,30 @@ def record_metrics(run_id: int, step: int, values: dict) -> None:
 
 
 def append_log(run_id: int, text: str) -> None:
-    """Append to the run's log, keeping its tail: one UPDATE, so it costs a training step little."""
-    TrainingRun.objects.filter(pk=run_id).update(
-        log_tail=Right(Concat(F("log_tail"), Value(text[-LOG_TAIL_CHARS:])), LOG_TAIL_CHARS))
+    """Append to the run's log, keeping its last LOG_TAIL_CHARS, trimmed at a line boundary (a
+    line is never shown cut): one UPDATE, so it costs a training step little."""
+    joined = Concat(F("log_tail"), Value(text[-LOG_TAIL_CHARS:]))
+    # One character more than is kept: when it is the newline ending the line before, the cut
+    # already falls on a boundary and nothing more is dropped.
+    over = Right(joined, LOG_TAIL_CHARS + 1)
+    newline = StrIndex(over, Value("\n"))
+    TrainingRun.objects.filter(pk=run_id).update(log_tail=Case(
+        When(LessThanOrEqual(Length(joined), LOG_TAIL_CHARS), then=joined),
+        When(Exact(newline, 0), then=Right(joined, LOG_TAIL_CHARS)),  # one endless line: cut it
+        default=Substr(over, newline + 1), output_field=TextField()))
+
+
+def log_excerpt(text: str, chars: int) -> str:
+    """The last `chars` of a log, from the start of a line (the cut line is left out whole)."""
+    if len(text) <= chars:
+        return text
+    over = text[-chars - 1:]
+    newline = over.find("\n")
+    return over[newline + 1:] if newline >= 0 else text[-chars:]
 
 
 def _tail(text: str) -> str:
-    return text[-LOG_TAIL_CHARS:]
+    return log_excerpt(text, LOG_TAIL_CHARS)
 
 
 def finish_run(run: TrainingRun, status: str, *, error: str = "") -> None:
@@ -684,6 +708,31 @@ def shown_metric(value) -> str:
 def metrics_table(round: Round) -> list[tuple[str, str]]:
     """The round's metrics as (name, shown value) rows: rates and rewards to 4 places."""
     return [(name.replace("_", " "), shown_metric(value)) for name, value in round.metrics.items()]
+
+
+CHARTS = [("loss", "Loss"), ("reward", "Reward"), ("kl", "KL"), ("accuracy", "Accuracy")]
+
+
+def chart_notes(round: Round) -> dict:
+    """{chart group: why it stays empty for this round's algorithm, and what it logs instead}."""
+    notes = {}
+    if round.algorithm == Round.Algorithm.DPO:
+        notes["kl"] = ("DPO logs no KL while it trains: its β keeps the policy near the reference implicitly. "
+                       "It logs rewards/chosen, rewards/rejected and rewards/margins (Reward chart) and "
+                       "rewards/accuracies (Accuracy chart); the evaluation's KL to the old policy is in the "
+                       "table below.")
+    elif round.algorithm in (Round.Algorithm.GRPO, Round.Algorithm.RLOO):
+        beta = round_config.stage_settings(round, round.algorithm).get("beta")
+        if not beta:
+            notes["kl"] = (f"{round.get_algorithm_display()} logs kl only when beta > 0 (this round: beta "
+                           f"{beta}); the evaluation's KL to the old policy is in the table below.")
+    return notes
+
+
+def charts(round: Round) -> list[tuple[str, str, str]]:
+    """(group, title, note) of the round page's charts."""
+    notes = chart_notes(round)
+    return [(group, title, notes.get(group, "")) for group, title in CHARTS]
 
 
 def metric_series(round: Round) -> dict:

@@ -10,6 +10,7 @@ import logging
 import shutil
 import threading
 import time
+import warnings
 from pathlib import Path
 
 from django.conf import settings
@@ -335,7 +336,8 @@ def train_policy(run: TrainingRun):
     services.append_log(run.pk, f"{run.kind}: {len(prompts)} prompts, starting from {start}\n")
     if run.kind == TrainingRun.Kind.PPO:
         trainer = _ppo_trainer(round, start, tokenizer, args, prompts, values, callbacks, peft)
-        trainer.train()  # PPOTrainer keeps no resumable checkpoints
+        with quiet_ppo_ratio_var():
+            trainer.train()  # PPOTrainer keeps no resumable checkpoints
         model = trainer.model.policy
     elif run.kind in (TrainingRun.Kind.GRPO, TrainingRun.Kind.RLOO):
         trainer = _online_trainer(run.kind, round, start, tokenizer, args, prompts, callbacks, peft)
@@ -352,6 +354,17 @@ def train_policy(run: TrainingRun):
                            metrics={"algorithm": run.kind, "steps": trainer.state.global_step})
     services.set_round_outputs(round, policy_out=version)
     return version
+
+
+@contextlib.contextmanager
+def quiet_ppo_ratio_var():
+    """TRL's PPO logs val/ratio_var, the var() of one ratio per (PPO epoch, mini-batch,
+    accumulation step); with one of each (the CPU-sized defaults) torch warns "var(): degrees of
+    freedom is <= 0" at every step and the figure is NaN, which record_metrics drops anyway.
+    Only that warning, only while PPO trains, is silenced."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"var\(\): degrees of freedom is <= 0", category=UserWarning)
+        yield
 
 
 def _ppo_trainer(round, start, tokenizer, args, prompts, values, callbacks, peft):

@@ -36,6 +36,8 @@
     for (const canvas of root.querySelectorAll("canvas[data-group]")) {
       const group = canvas.dataset.group;
       const data = { datasets: datasets(series, group) };
+      const empty = canvas.closest("figure").querySelector(".chart-empty");
+      if (empty) empty.hidden = data.datasets.length > 0;
       if (charts[group]) {
         charts[group].data = data;
         charts[group].update("none");

@@ -30,6 +30,7 @@ def wait_state(round, *states, timeout=300):
 def test_ppo_round_closes_the_loop(worker, project_with_policy, admin_user, tiny_policy):
     project = project_with_policy
     prompts = add_prompts(project, 6)
+    log_start = worker.log_path.stat().st_size
 
     # Round 1: the deployed tiny policy writes the candidates annotators rank.
     first = services.start_labeling_round(project, prompts, user=admin_user, decoding={"max_new_tokens": 8})
@@ -53,6 +54,9 @@ def test_ppo_round_closes_the_loop(worker, project_with_policy, admin_user, tiny
     assert runs["ppo"].celery_id and runs["ppo"].step == runs["ppo"].total_steps > 0
     assert MetricPoint.objects.filter(run=runs["reward"], name="loss").exists()
     assert MetricPoint.objects.filter(run=runs["ppo"], name="objective/kl").exists()
+    with open(worker.log_path, "rb") as log:
+        log.seek(log_start)
+        assert b"degrees of freedom" not in log.read()  # PPO's one-ratio var() warning is silenced
 
     reward_model, policy = first.reward_model, first.policy_out
     assert reward_model.kind == ModelVersion.Kind.REWARD and reward_model.parent == tiny_policy

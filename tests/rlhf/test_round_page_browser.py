@@ -49,6 +49,10 @@ def test_round_page_draws_charts_and_follows_progress(live_server, labeled_proje
                              ".map(d => [d.label, d.data.map(p => p.y)])")
         assert loss == [[f"reward #{run.pk} loss", [0.69, 0.6, 0.52]]]
         assert page.locator(".progress-line").inner_text().startswith("Training · Reward model step 3/10")
+        # A DPO round logs no KL: its chart says so; an empty chart says it is empty, a full one nothing.
+        assert "DPO logs no KL" in page.locator("figure[data-chart=kl] .chart-note").inner_text()
+        assert page.locator("figure[data-chart=reward] .chart-empty").is_visible()
+        assert not page.locator("figure[data-chart=loss] .chart-empty").is_visible()
 
         services.record_progress(run.pk, step=6, total=10)
         page.wait_for_function("() => document.querySelector('.progress-line').innerText.includes('step 6/10')")
