@@ -180,7 +180,8 @@ def refusal_reason(name: str) -> str:
         return ("it passes options to model, dataset or generation loading, which can run remote code; "
                 "the platform loads models itself")
     if "hub" in lowered:
-        return "it talks to the Hugging Face Hub; rounds never publish or download, the platform's registry keeps models"
+        return ("it talks to the Hugging Face Hub; rounds never publish or download, the platform's registry "
+                "keeps models")
     if (lowered.endswith(("_dir", "_path", "_config", "_file")) or lowered in {"deepspeed", "fsdp",
                                                                               "resume_from_checkpoint"}):
         return ("it names a file or folder on the server; where a round reads and writes (checkpoints, "

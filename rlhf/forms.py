@@ -1,5 +1,6 @@
 """The launch form: algorithm, hyper-parameters (JSON, the training knobs on each stage's
-allow-list in rlhf/config.py), data filters and the automatic deploy rule. Validation of the values themselves is the service's job."""
+allow-list in rlhf/config.py), data filters and the automatic deploy rule. Validation of the
+values themselves is the service's job."""
 import json
 
 from django import forms

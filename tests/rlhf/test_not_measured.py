@@ -4,7 +4,6 @@ import re
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
 
 from labeling.models import Prompt

@@ -42,8 +42,8 @@ call("cancel", "post", f"/rounds/{first.pk}/cancel/")
 call("launch (API)", "post", "/api/v1/rounds/", data={"project": slug, "algorithm": "grpo",
      "hyperparameters": {"policy": {"num_generations": 2}}}, content_type="application/json")
 call("round (API)", "get", f"/api/v1/rounds/?project={slug}")
-print(json.dumps({"timings": timings, "statuses": statuses,
-                  "loaded": sorted(m for m in ("torch", "trl", "transformers", "peft", "datasets") if m in sys.modules)}))
+heavy = ("torch", "trl", "transformers", "peft", "datasets")
+print(json.dumps({"timings": timings, "statuses": statuses, "loaded": sorted(m for m in heavy if m in sys.modules)}))
 """
 
 
