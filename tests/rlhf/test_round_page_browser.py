@@ -58,6 +58,12 @@ def test_round_page_draws_charts_and_follows_progress(live_server, labeled_proje
         page.wait_for_function("() => document.querySelector('.progress-line').innerText.includes('step 6/10')")
         assert page.evaluate("window.sameDocument") is True
         assert page.locator("[role=progressbar]").get_attribute("aria-valuenow") == "20"
+
+        # The header's badge follows the live state, without a reload.
+        assert page.locator("#round-badge").inner_text() == "Training"
+        services.transition(round, "evaluating")
+        page.wait_for_function("() => document.querySelector('#round-badge').innerText === 'Evaluating'")
+        assert page.evaluate("window.sameDocument") is True
         browser.close()
 
 
