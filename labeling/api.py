@@ -325,12 +325,13 @@ class AssignmentViewSet(viewsets.ReadOnlyModelViewSet):
         """Submit your ranking. Repeating the same submit returns the stored annotation."""
         # SubmissionSerializer documents the body; services.clean_submission checks it (against
         # the task too), so no serializer is built on every submit.
-        # The service checks existence and ownership under its row lock; someone else's
-        # assignment answers 404 here, as it does for every other assignment route.
+        # The service checks existence, ownership, membership and the project's state under its
+        # row lock; someone else's assignment answers 404 here, as it does for every other
+        # assignment route (a former member's own one answers 403, an archived project 409).
         payload = request.data.dict() if hasattr(request.data, "dict") else request.data
         try:
             annotation = services.submit_annotation(pk, request.user, payload)
-        except services.NotAllowed:
+        except services.NotYours:
             raise Http404
         return Response(AnnotationSerializer(annotation, context=self.get_serializer_context()).data,
                         status=status.HTTP_201_CREATED)
