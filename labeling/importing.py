@@ -362,6 +362,10 @@ def write_prompt_rows(project: Project, rows: list[PromptRow], *, source="") -> 
     report = ImportReport()
     try:
         with transaction.atomic():
+            # One import per project at a time: a second one waits here, then sees the first's
+            # prompts as known and skips them. NO KEY UPDATE, not UPDATE: the claims' and
+            # submits' foreign-key checks on the project row (KEY SHARE) do not wait for it.
+            Project.objects.select_for_update(no_key=True).filter(pk=project.pk).values_list("pk").first()
             known = _known_external_ids(project, [r.external_id for r in rows if r.external_id])
             new_rows = [r for r in rows if not (r.external_id and r.external_id in known)]
             report.prompts_skipped = len(rows) - len(new_rows)
@@ -383,7 +387,7 @@ def write_prompt_rows(project: Project, rows: list[PromptRow], *, source="") -> 
             links = [through(comparisontask_id=task.pk, candidate_id=c.pk)
                      for task, (_, group) in zip(tasks, groups) for c in group]
             through.objects.bulk_create(links, batch_size=BATCH_SIZE * 4)
-    except IntegrityError:
+    except IntegrityError:  # the safety net under the lock (COPY's errors are wrapped as Django's)
         raise Conflict("Another import added some of these external ids at the same time. Nothing was "
                        "imported; run the import again (it skips prompts already imported).")
     report.prompts_created = len(new_rows)
@@ -405,7 +409,8 @@ def _insert_prompts(project, rows, source) -> list[int]:
         return [p.pk for p in prompts]
     now = timezone.now()
     dumps = orjson.dumps
-    with connection.cursor() as cursor:
+    # COPY goes through psycopg's own cursor: wrap its errors as Django's (IntegrityError, ...).
+    with connection.cursor() as cursor, connection.wrap_database_errors:
         cursor.execute("SELECT COALESCE(MAX(id), 0) FROM labeling_prompt")
         floor = cursor.fetchone()[0]
         with cursor.cursor.copy("COPY labeling_prompt (uid, project_id, messages, external_id, tags, source, split, "
@@ -427,7 +432,7 @@ def _known_external_ids(project, external_ids):
         return set()
     if connection.vendor == "postgresql" and len(external_ids) > 1000:
         # A large file: COPY its ids into a temporary table and join (no giant IN list).
-        with connection.cursor() as cursor:
+        with connection.cursor() as cursor, connection.wrap_database_errors:
             cursor.execute("CREATE TEMPORARY TABLE import_external_ids (external_id varchar(255)) ON COMMIT DROP")
             with cursor.cursor.copy("COPY import_external_ids (external_id) FROM STDIN") as copy:
                 for external_id in external_ids:
