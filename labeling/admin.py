@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from . import services
 from .models import Annotation, Assignment, Candidate, ComparisonTask, Membership, PreferencePair, Project, Prompt
 
 
@@ -21,6 +22,17 @@ class ProjectAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     raw_id_fields = ["created_by"]
     inlines = [MembershipInline]
+
+    def save_formset(self, request, form, formset, change):
+        """A membership switched off or deleted here ends the user's leases, as removing an
+        annotator through the API does."""
+        super().save_formset(request, form, formset, change)
+        if formset.model is not Membership:
+            return
+        gone = [m.user for m in formset.deleted_objects]
+        gone += [m.user for m, fields in formset.changed_objects if "is_active" in fields and not m.is_active]
+        for user in gone:
+            services.remove_annotator(form.instance, user)
 
     @admin.display(description="Project page")
     def page(self, project):

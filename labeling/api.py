@@ -31,6 +31,7 @@ from .serializers import (
     PromptSerializer,
     SubmissionSerializer,
     TaskCreateSerializer,
+    TaskPrioritySerializer,
     TaskSerializer,
 )
 
@@ -185,7 +186,9 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
 
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=["jsonl", "csv"], description="Default: from the "
-                                     "file name or content type")],
+                                     "file name or content type"),
+                    OpenApiParameter("priority", int, description="Priority of the new tasks whose line gives "
+                                     "none (higher is served first; default 0)")],
         request={"multipart/form-data": ImportUploadSerializer,
                  "application/x-ndjson": OpenApiTypes.BINARY, "text/csv": OpenApiTypes.BINARY},
         responses={201: ImportReportSerializer})
@@ -204,12 +207,14 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
                             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         content_type = request.content_type or ""
         fmt = request.query_params.get("format")
+        priority = request.query_params.get("priority")
         if content_type.startswith("multipart/form-data"):
             upload = request.FILES.get("file")
             if upload is None:
                 raise serializers.ValidationError({"file": "Upload the file as the multipart field 'file'."})
             data, filename = upload.read(), upload.name
             fmt = fmt or request.data.get("format")
+            priority = priority or request.data.get("priority")
         else:
             try:
                 data, filename = request._request.body, None
@@ -217,7 +222,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
                 raise serializers.ValidationError({"file": "Send the file as multipart field 'file', or as the body "
                                                            "with Content-Type application/x-ndjson or text/csv."})
         report = importing.import_prompts(project, data, fmt=fmt, filename=filename, content_type=content_type,
-                                          source=f"import by {request.user.username}")
+                                          source=f"import by {request.user.username}", priority=priority)
         return Response(report.as_dict(), status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=EXPORT_PARAMETERS, responses={
@@ -268,8 +273,18 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         data.is_valid(raise_exception=True)
         task = services.create_task(data.validated_data["prompt"], data.validated_data["candidate_ids"],
                                     is_gold=data.validated_data["is_gold"],
-                                    gold_ranking=data.validated_data.get("gold_ranking"))
+                                    gold_ranking=data.validated_data.get("gold_ranking"),
+                                    priority=data.validated_data["priority"])
         return Response(TaskSerializer(self.get_queryset().get(pk=task.pk)).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=TaskPrioritySerializer, responses={200: TaskSerializer})
+    def partial_update(self, request, pk=None):
+        """Change a task's priority (the only field a PATCH changes): higher is served first."""
+        task = self.get_object()
+        data = TaskPrioritySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.set_task_priority(task, data.validated_data["priority"])
+        return Response(TaskSerializer(self.get_queryset().get(pk=task.pk)).data)
 
     @extend_schema(request=None, responses={200: TaskSerializer})
     @action(detail=True, methods=["post"])
@@ -325,12 +340,13 @@ class AssignmentViewSet(viewsets.ReadOnlyModelViewSet):
         """Submit your ranking. Repeating the same submit returns the stored annotation."""
         # SubmissionSerializer documents the body; services.clean_submission checks it (against
         # the task too), so no serializer is built on every submit.
-        # The service checks existence and ownership under its row lock; someone else's
-        # assignment answers 404 here, as it does for every other assignment route.
+        # The service checks existence, ownership, membership and the project's state under its
+        # row lock; someone else's assignment answers 404 here, as it does for every other
+        # assignment route (a former member's own one answers 403, an archived project 409).
         payload = request.data.dict() if hasattr(request.data, "dict") else request.data
         try:
             annotation = services.submit_annotation(pk, request.user, payload)
-        except services.NotAllowed:
+        except services.NotYours:
             raise Http404
         return Response(AnnotationSerializer(annotation, context=self.get_serializer_context()).data,
                         status=status.HTTP_201_CREATED)

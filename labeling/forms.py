@@ -7,14 +7,22 @@ RATING_PREFIX = "rating-"  # rating-<candidate id>-<aspect>
 FLAG_PREFIX = "flag-"  # flag-<candidate id>, one value per ticked flag
 
 
+def _form_integer(value):
+    """A form posts text: a string of ASCII digits is that integer; anything else is left as it
+    is, for the service to refuse (it takes integers only, never coerces 3.7 or " 3")."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return value
+
+
 def submission_payload(post) -> dict:
-    """The raw payload from a form POST. Only the shape is checked here (JSON parses); what
-    the values mean against the task is the service's job."""
+    """The raw payload from a form POST. Only the shape is checked here (JSON parses) and
+    strings of digits become integers; what the values mean against the task is the service's job."""
     payload = {
         "choice": post.get("choice", ""),
         "rationale": post.get("rationale", ""),
         "ideal_answer": post.get("ideal_answer", ""),
-        "time_on_task_ms": post.get("time_on_task_ms") or 0,
+        "time_on_task_ms": _form_integer(post.get("time_on_task_ms") or 0),
     }
     raw_ranking = post.get("ranking", "").strip()
     if raw_ranking and not payload["choice"]:
@@ -27,7 +35,7 @@ def submission_payload(post) -> dict:
         if key.startswith(RATING_PREFIX):
             candidate, _, aspect = key[len(RATING_PREFIX):].partition("-")
             if post.get(key):
-                ratings.setdefault(candidate, {})[aspect] = post.get(key)
+                ratings.setdefault(candidate, {})[aspect] = _form_integer(post.get(key))
         elif key.startswith(FLAG_PREFIX):
             flags[key[len(FLAG_PREFIX):]] = post.getlist(key)
     payload["ratings"] = ratings

@@ -5,11 +5,15 @@ One line (JSON Lines) or row (CSV) per prompt:
     {"prompt": "text" | [{"role": "system"|"user"|"assistant", "content": "..."}, ...],
      "external_id": "id-in-your-system",        # optional; a re-import skips known ids
      "tags": ["tag", ...], "source": "where it came from",            # optional
-     "candidates": ["answer", {"text": "answer", "source": "gpt-4", "external_id": "a1"}, ...]}
+     "candidates": ["answer", {"text": "answer", "source": "gpt-4", "external_id": "a1"}, ...],
+     "priority": 5}                             # optional: its task's place in the queue
 
 CSV columns: `prompt` (text) or `messages` (a JSON list), `external_id`, `tags`
-(comma-separated), `source`, and any number of `candidate_1`, `candidate_2`, ... columns with
-an optional `candidate_source`.
+(comma-separated), `source`, `priority`, and any number of `candidate_1`, `candidate_2`, ...
+columns with an optional `candidate_source`.
+
+A task's priority (an integer, higher served first, default 0) comes from its line, else from
+the import's `priority` (for the whole file), else 0.
 
 The whole file is checked before anything is written; any error names its line and field and
 nothing is imported. Prompts with two or more candidates become one comparison task each
@@ -29,7 +33,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from .models import Candidate, ComparisonTask, Project, Prompt, stable_split
-from .services import Conflict, LabelingError
+from .services import Conflict, LabelingError, check_priority, text_problem
 
 ROLES = ("system", "user", "assistant")
 MAX_ERRORS_REPORTED = 100
@@ -58,6 +62,7 @@ class PromptRow:
     tags: list = field(default_factory=list)
     source: str = ""
     candidates: list = field(default_factory=list)
+    priority: int | None = None  # None: the import's default
 
 
 @dataclass
@@ -207,11 +212,28 @@ def _csv_records(text):
             record["tags"] = [t.strip() for t in cells["tags"].split(",") if t.strip()]
         if cells.get("source", "").strip():
             record["source"] = cells["source"].strip()
+        if cells.get("priority", "").strip():
+            record["priority"] = _csv_integer(cells["priority"].strip())
         source = cells.get("candidate_source", "").strip()
         record["candidates"] = [
             {"text": values[i], "source": source} for i in candidate_columns if values[i].strip()
         ]
         yield line, record
+
+
+def _csv_integer(text):
+    """A CSV cell of an optionally signed run of ASCII digits as that integer; else the text, for
+    the checker to refuse."""
+    digits = text[1:] if text[:1] == "-" else text
+    return int(text) if digits.isascii() and digits.isdigit() else text
+
+
+def check_import_priority(value) -> int | None:
+    """The import's `priority` parameter (text from a query string or form, or an integer), or
+    LabelingError naming it."""
+    if value is None or value == "":
+        return None
+    return check_priority(_csv_integer(value.strip()) if isinstance(value, str) else value)
 
 
 class _RowChecker:
@@ -235,8 +257,9 @@ class _RowChecker:
         if len(value) > limit:
             self.errors.add(line, field_name, f"is {len(value):,} characters long; the limit is {limit:,}")
             return None
-        if "\x00" in value:
-            self.errors.add(line, field_name, "contains a NUL character")
+        problem = text_problem(value)
+        if problem:
+            self.errors.add(line, field_name, problem)
             return None
         return value
 
@@ -268,16 +291,24 @@ class _RowChecker:
         tags = record.get("tags") or []
         if isinstance(tags, str):
             tags = [tags]
-        if not isinstance(tags, list) or not all(isinstance(t, str) and 0 < len(t) <= 100 for t in tags):
-            self.errors.add(line, "tags", "must be a list of short texts")
+        if not isinstance(tags, list) or not all(
+                isinstance(t, str) and 0 < len(t) <= 100 and text_problem(t) is None for t in tags):
+            self.errors.add(line, "tags", "must be a list of short texts (no NUL characters)")
             tags = []
         source = record.get("source") or ""
         source = self._text(line, "source", source, required=False, limit=255) or ""
         candidates = self._candidates(line, record.get("candidates"))
+        priority = record.get("priority")
+        if priority is not None:
+            try:
+                priority = check_priority(priority)
+            except LabelingError as exc:
+                self.errors.add(line, "priority", exc.errors["priority"])
+                priority = None
         if messages is None or candidates is None:
             return None
         return PromptRow(line=line, messages=messages, external_id=external_id or None, tags=tags,
-                         source=source, candidates=candidates)
+                         source=source, candidates=candidates, priority=priority)
 
     def _messages(self, line, prompt, field_name="prompt"):
         if isinstance(prompt, str):
@@ -292,7 +323,7 @@ class _RowChecker:
             if type(message) is dict:  # the common, valid case without building error paths
                 role, content = message.get("role"), message.get("content")
                 if (role in ROLES and type(content) is str and len(content) <= max_chars and content.strip()
-                        and "\x00" not in content):
+                        and text_problem(content) is None):
                     messages.append({"role": role, "content": content})
                     continue
             where = f"{field_name}[{i}]"
@@ -351,17 +382,23 @@ class _RowChecker:
 
 
 def import_prompts(project: Project, data: bytes, *, fmt=None, filename=None, content_type=None,
-                   source="") -> ImportReport:
+                   source="", priority=None) -> ImportReport:
     """Check the whole file, then write its new prompts, candidates and tasks in one
-    transaction. Prompts whose external_id the project already has are skipped."""
+    transaction. Prompts whose external_id the project already has are skipped. `priority`
+    (an integer, or its text) is the tasks' priority where a line gives none."""
+    priority = check_import_priority(priority)
     rows = read_prompt_file(project, data, fmt=fmt, filename=filename, content_type=content_type)
-    return write_prompt_rows(project, rows, source=source)
+    return write_prompt_rows(project, rows, source=source, priority=priority)
 
 
-def write_prompt_rows(project: Project, rows: list[PromptRow], *, source="") -> ImportReport:
+def write_prompt_rows(project: Project, rows: list[PromptRow], *, source="", priority=None) -> ImportReport:
     report = ImportReport()
     try:
         with transaction.atomic():
+            # One import per project at a time: a second one waits here, then sees the first's
+            # prompts as known and skips them. NO KEY UPDATE, not UPDATE: the claims' and
+            # submits' foreign-key checks on the project row (KEY SHARE) do not wait for it.
+            Project.objects.select_for_update(no_key=True).filter(pk=project.pk).values_list("pk").first()
             known = _known_external_ids(project, [r.external_id for r in rows if r.external_id])
             new_rows = [r for r in rows if not (r.external_id and r.external_id in known)]
             report.prompts_skipped = len(rows) - len(new_rows)
@@ -374,16 +411,17 @@ def write_prompt_rows(project: Project, rows: list[PromptRow], *, source="") -> 
                                    external_id=c.external_id) for c in row.candidates]
                 candidates.extend(group)
                 if len(group) >= 2:
-                    groups.append((prompt_id, group))
+                    groups.append((prompt_id, group, row.priority if row.priority is not None else priority or 0))
             Candidate.objects.bulk_create(candidates, batch_size=BATCH_SIZE)
-            tasks = [ComparisonTask(project_id=project.pk, prompt_id=prompt_id, overlap=project.overlap)
-                     for prompt_id, _ in groups]
+            tasks = [ComparisonTask(project_id=project.pk, prompt_id=prompt_id, overlap=project.overlap,
+                                    priority=task_priority)
+                     for prompt_id, _, task_priority in groups]
             ComparisonTask.objects.bulk_create(tasks, batch_size=BATCH_SIZE)
             through = ComparisonTask.candidates.through
             links = [through(comparisontask_id=task.pk, candidate_id=c.pk)
-                     for task, (_, group) in zip(tasks, groups) for c in group]
+                     for task, (_, group, _) in zip(tasks, groups) for c in group]
             through.objects.bulk_create(links, batch_size=BATCH_SIZE * 4)
-    except IntegrityError:
+    except IntegrityError:  # the safety net under the lock (COPY's errors are wrapped as Django's)
         raise Conflict("Another import added some of these external ids at the same time. Nothing was "
                        "imported; run the import again (it skips prompts already imported).")
     report.prompts_created = len(new_rows)
@@ -405,7 +443,8 @@ def _insert_prompts(project, rows, source) -> list[int]:
         return [p.pk for p in prompts]
     now = timezone.now()
     dumps = orjson.dumps
-    with connection.cursor() as cursor:
+    # COPY goes through psycopg's own cursor: wrap its errors as Django's (IntegrityError, ...).
+    with connection.cursor() as cursor, connection.wrap_database_errors:
         cursor.execute("SELECT COALESCE(MAX(id), 0) FROM labeling_prompt")
         floor = cursor.fetchone()[0]
         with cursor.cursor.copy("COPY labeling_prompt (uid, project_id, messages, external_id, tags, source, split, "
@@ -427,7 +466,7 @@ def _known_external_ids(project, external_ids):
         return set()
     if connection.vendor == "postgresql" and len(external_ids) > 1000:
         # A large file: COPY its ids into a temporary table and join (no giant IN list).
-        with connection.cursor() as cursor:
+        with connection.cursor() as cursor, connection.wrap_database_errors:
             cursor.execute("CREATE TEMPORARY TABLE import_external_ids (external_id varchar(255)) ON COMMIT DROP")
             with cursor.cursor.copy("COPY import_external_ids (external_id) FROM STDIN") as copy:
                 for external_id in external_ids:

@@ -231,16 +231,17 @@ class ComparisonTask(models.Model):
     leased = models.PositiveIntegerField(default=0)
     is_gold = models.BooleanField(default=False)
     gold_ranking = models.JSONField(null=True, blank=True, help_text="Tiers of candidate ids, best first.")
-    priority = models.SmallIntegerField(default=0)
+    priority = models.SmallIntegerField(default=0, help_text="Higher is served first (then most started, oldest).")
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
         indexes = [
-            # The queue: open tasks of a project, most-started first.
+            # The queue: open tasks of a project, highest priority first, then most started, then
+            # oldest. The claim's ORDER BY repeats it, so it is one index scan.
             models.Index(
-                F("project"), (F("annotations_done") + F("leased")).desc(), F("id"),
+                F("project"), F("priority").desc(), (F("annotations_done") + F("leased")).desc(), F("id"),
                 condition=Q(status="open"), name="task_queue_idx",
             ),
         ]

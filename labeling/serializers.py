@@ -6,22 +6,24 @@ from rest_framework import serializers
 from .exporting import pseudonym
 from .importing import _RowChecker
 from .models import Annotation, Assignment, Candidate, ComparisonTask, PreferencePair, Project, Prompt
+from .services import PRIORITY_RANGE, text_problem
 
 
-def reject_nul(value, path="value"):
-    """Postgres text cannot hold NUL characters: refuse them here with a clear message."""
+def reject_unstorable_text(value, path="value"):
+    """Postgres text and JSON cannot hold NUL characters or lone surrogates (JSON can spell
+    both): refuse them here, anywhere in the value, with a clear message."""
     if isinstance(value, str):
-        if "\x00" in value:
-            raise serializers.ValidationError(f"{path} contains a NUL character.")
+        problem = text_problem(value)
+        if problem:
+            raise serializers.ValidationError(f"{path} {problem}.")
     elif isinstance(value, dict):
         for key, item in value.items():
-            reject_nul(key, path)
-            reject_nul(item, f"{path}.{key}")
+            reject_unstorable_text(key, f"a key of {path}")
+            reject_unstorable_text(item, f"{path}.{key}")
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            reject_nul(item, f"{path}[{i}]")
+            reject_unstorable_text(item, f"{path}[{i}]")
     return value
-
 
 
 _DATETIME = serializers.DateTimeField()
@@ -46,12 +48,12 @@ class ProjectSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at"]
 
     def validate(self, attrs):
-        reject_nul(attrs, "project")
+        reject_unstorable_text(attrs, "project")
         for name in ("rating_aspects", "flag_choices"):
-            value = attrs.get(name)
-            if value is not None and (not isinstance(value, list) or not all(
-                    isinstance(a, str) and a.strip() and len(a) <= 100 for a in value)):
-                raise serializers.ValidationError({name: "A list of names."})
+            # `null` included: a form body's "null" parses as JSON None, which the column refuses.
+            if name in attrs and (not isinstance(attrs[name], list) or not all(
+                    isinstance(a, str) and a.strip() and len(a) <= 100 for a in attrs[name])):
+                raise serializers.ValidationError({name: "A list of names (an empty list for none), not null."})
         if "decoding_config" in attrs and not isinstance(attrs["decoding_config"], dict):
             raise serializers.ValidationError({"decoding_config": "An object of decoding settings."})
         mode = attrs.get("mode", getattr(self.instance, "mode", Project.Mode.PAIRWISE))
@@ -95,7 +97,7 @@ class PromptSerializer(serializers.ModelSerializer):
         if messages is None:
             raise serializers.ValidationError({e["field"]: e["message"] for e in checker.errors.items})
         attrs["messages"] = messages
-        reject_nul(attrs, "prompt")
+        reject_unstorable_text(attrs, "prompt")
         external_id = attrs.get("external_id")
         if external_id and Prompt.objects.filter(project=attrs["project"], external_id=external_id).exists():
             raise serializers.ValidationError({"external_id": "This project already has a prompt with this id."})
@@ -156,6 +158,15 @@ class TaskCreateSerializer(serializers.Serializer):
     is_gold = serializers.BooleanField(default=False)
     gold_ranking = serializers.JSONField(required=False, allow_null=True,
                                          help_text="Tiers of candidate ids, best first (gold tasks).")
+    priority = serializers.IntegerField(default=0, min_value=PRIORITY_RANGE[0], max_value=PRIORITY_RANGE[1],
+                                        help_text="Higher is served first (then most started, then oldest).")
+
+
+class TaskPrioritySerializer(serializers.Serializer):
+    """A task's PATCH: its priority only."""
+
+    priority = serializers.IntegerField(min_value=PRIORITY_RANGE[0], max_value=PRIORITY_RANGE[1],
+                                        help_text="Higher is served first (then most started, then oldest).")
 
 
 class AnnotationSerializer(serializers.ModelSerializer):
@@ -231,8 +242,9 @@ class SubmissionSerializer(serializers.Serializer):
 
     ranking = serializers.JSONField(required=False, help_text="e.g. [[12], [14, 15], [13]]")
     choice = serializers.ChoiceField(choices=Annotation.PairwiseChoice.choices, required=False)
-    ratings = serializers.DictField(child=serializers.DictField(), required=False,
-                                    help_text='{"candidate id": {"aspect": score}}')
+    ratings = serializers.DictField(child=serializers.DictField(child=serializers.IntegerField(min_value=1)),
+                                    required=False, help_text='{"candidate id": {"aspect": score}}, scores '
+                                    'integers from 1 to the project\'s rating_scale')
     flags = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False,
                                   help_text='{"candidate id": ["flag", ...]}')
     rationale = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
@@ -267,3 +279,5 @@ class ImportReportSerializer(serializers.Serializer):
 class ImportUploadSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="A .jsonl or .csv file.")
     format = serializers.ChoiceField(choices=["jsonl", "csv"], required=False)
+    priority = serializers.IntegerField(required=False, min_value=PRIORITY_RANGE[0], max_value=PRIORITY_RANGE[1],
+                                        help_text="Priority of the new tasks whose line gives none (default 0).")

@@ -13,6 +13,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from rankloop import rawsql
@@ -51,6 +52,10 @@ class NotAllowed(LabelingError):
     code = "not_allowed"
 
 
+class NotYours(NotAllowed):
+    """Someone else's assignment (the API answers 404, as for any assignment not yours)."""
+
+
 class NotFound(LabelingError):
     status = 404
     code = "not_found"
@@ -61,6 +66,19 @@ class Conflict(LabelingError):
     code = "conflict"
 
 
+def text_problem(value: str) -> str | None:
+    """Why Postgres could not store this text, or None: a NUL character, or a lone UTF-16
+    surrogate (JSON can spell one, "\\ud800"; UTF-8 cannot encode it)."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "contains a lone surrogate, which is not valid Unicode text"
+    return None
+
+
 # --- projects and members -------------------------------------------------------------
 
 
@@ -69,8 +87,25 @@ def add_annotator(project: Project, user) -> Membership:
     return membership
 
 
-def remove_annotator(project: Project, user) -> None:
-    Membership.objects.filter(project=project, user=user).update(is_active=False)
+def remove_annotator(project: Project, user, *, now=None) -> None:
+    """The user no longer labels this project: their live leases end, and those task slots go
+    back to the queue (submit and skip also refuse non-members)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        Membership.objects.filter(project=project, user=user).update(is_active=False)
+        leases = Assignment.objects.select_for_update().filter(
+            project=project, annotator=user, status=Assignment.Status.LEASED)
+        _end_leases(list(leases.order_by("id").values_list("id", "task_id")), now)
+
+
+def _end_leases(rows, now) -> None:
+    """Expire these leases, (id, task_id) rows already locked, and give their slots back."""
+    if not rows:
+        return
+    Assignment.objects.filter(id__in=[r[0] for r in rows]).update(status=Assignment.Status.EXPIRED, finished_at=now)
+    for task_id, n in Counter(task_id for _, task_id in rows).items():
+        # Never below 0, even for a task whose counter was reset (close_task zeroes it).
+        ComparisonTask.objects.filter(pk=task_id).update(leased=Greatest(F("leased") - n, 0))
 
 
 def ensure_member(project: Project, user) -> None:
@@ -107,8 +142,22 @@ def projects_for(user):
 # --- prompts, candidates, tasks -------------------------------------------------------
 
 
-def create_task(prompt: Prompt, candidates, *, round=None, is_gold=False, gold_ranking=None) -> ComparisonTask:
-    """A comparison task over the given candidates of one prompt."""
+PRIORITY_RANGE = (-32768, 32767)  # ComparisonTask.priority is a smallint
+
+
+def check_priority(value) -> int:
+    """A task priority as given (an integer in PRIORITY_RANGE), or LabelingError."""
+    low, high = PRIORITY_RANGE
+    if type(value) is not int or not low <= value <= high:
+        raise LabelingError(f"The priority must be a whole number from {low} to {high}.",
+                            {"priority": f"A whole number from {low} to {high}."})
+    return value
+
+
+def create_task(prompt: Prompt, candidates, *, round=None, is_gold=False, gold_ranking=None,
+                priority=0) -> ComparisonTask:
+    """A comparison task over the given candidates of one prompt. The queue serves higher
+    `priority` first."""
     candidates = list(candidates)
     project = prompt.project
     if len(candidates) < 2:
@@ -119,16 +168,31 @@ def create_task(prompt: Prompt, candidates, *, round=None, is_gold=False, gold_r
         _check_ranking(gold_ranking, [c.pk for c in candidates], allow_ties=True)
     task = ComparisonTask.objects.create(
         project=project, prompt=prompt, round=round, overlap=project.overlap,
-        is_gold=is_gold, gold_ranking=gold_ranking if is_gold else None,
+        is_gold=is_gold, gold_ranking=gold_ranking if is_gold else None, priority=check_priority(priority),
     )
     task.candidates.set(candidates)
     return task
 
 
-def close_task(task: ComparisonTask) -> None:
-    """Stop handing out a task; its live leases can no longer be submitted."""
+def set_task_priority(task: ComparisonTask, priority) -> ComparisonTask:
+    """Where the task stands in its project's queue: higher priority is served first."""
+    task.priority = check_priority(priority)
+    ComparisonTask.objects.filter(pk=task.pk).update(priority=task.priority)
+    return task
+
+
+def close_task(task: ComparisonTask, *, now=None) -> None:
+    """Stop handing out a task: its live leases end (expired, their slots given back) and can
+    no longer be submitted; the annotators who held them get other tasks."""
+    now = now or timezone.now()
     with transaction.atomic():
-        ComparisonTask.objects.filter(pk=task.pk).update(status=ComparisonTask.Status.CLOSED)
+        # The leases first, then the task: the order submit and skip lock them in.
+        list(Assignment.objects.select_for_update().filter(task_id=task.pk, status=Assignment.Status.LEASED)
+             .values_list("id"))
+        ComparisonTask.objects.filter(pk=task.pk).update(status=ComparisonTask.Status.CLOSED, leased=0)
+        # Again: a claim that committed while we waited for the task row may have added one.
+        Assignment.objects.filter(task_id=task.pk, status=Assignment.Status.LEASED).update(
+            status=Assignment.Status.EXPIRED, finished_at=now)
 
 
 # --- handing out tasks ------------------------------------------------------------------
@@ -149,8 +213,8 @@ def assign_next(project: Project, annotator, *, now=None) -> Assignment | None:
     lease = timedelta(seconds=project.lease_seconds)
     with transaction.atomic():
         task = _claim_open_task(project, annotator)
-        if task is None:
-            mine = _my_lease(project, annotator)
+        if task is None:  # they hold a lease, or nothing is claimable (the rare path)
+            task, mine = _own_lease_or_claim(project, annotator, now)
             if mine is not None:
                 # Still counted in the task's leases (not reclaimed yet): renew if it lapsed.
                 if mine.expires_at <= now:
@@ -159,8 +223,6 @@ def assign_next(project: Project, annotator, *, now=None) -> Assignment | None:
                 mine.project = project
                 mine.candidates_in_order = _candidates_in_order(mine.shown_order)
                 return mine
-            if reclaim_expired_leases(project=project, now=now):
-                task = _claim_open_task(project, annotator)
             if task is None:
                 return None
         candidates = _task_candidates(task)
@@ -171,17 +233,50 @@ def assign_next(project: Project, annotator, *, now=None) -> Assignment | None:
         return assignment
 
 
-def _my_lease(project, annotator):
-    """The annotator's live lease in this project, locked, or None (the common case)."""
-    lock = "FOR UPDATE" if connection.features.has_select_for_update else ""
-    row = rawsql.fetch_one(
-        f"SELECT id FROM {rawsql.table(Assignment)} WHERE annotator_id = %s AND project_id = %s "
-        f"AND status = 'leased' ORDER BY id LIMIT 1 {lock}",
+_RARE_PATH_ROUNDS = 5
+
+
+def _own_lease_or_claim(project, annotator, now):
+    """After a claim that found nothing: (None, the annotator's live lease), else (a task
+    claimed after all, None), else (None, None) once one snapshot shows no claimable task and
+    no lease of theirs.
+
+    The claim also finds nothing when it sees a lease of the annotator, and with two clients of
+    one annotator that lease may be the other client's, being submitted (gone when we look for
+    it), or just taken (not yet there when we looked): so look, and claim again, until one
+    statement tells (on Postgres, the claim then also reports a lease it saw)."""
+    reclaimed = False
+    for _ in range(_RARE_PATH_ROUNDS):
+        mine = _my_lease(project, annotator, now)
+        if mine is not None:
+            return None, mine
+        task, saw_lease = _claim_or_see_lease(project, annotator)
+        if task is not None:
+            return task, None
+        if saw_lease:
+            continue  # a lease of theirs came or went between the two statements: look again
+        if not reclaimed and reclaim_expired_leases(project=project, now=now):
+            reclaimed = True
+            continue
+        return None, None
+    return None, None
+
+
+def _my_lease(project, annotator, now):
+    """The annotator's live lease in this project on an open task, locked, or None. A lease on a
+    task that is no longer open (closed outside close_task: the admin, SQL) ends on the way."""
+    lock = "FOR UPDATE OF a" if connection.features.has_select_for_update_of else ""
+    rows = rawsql.fetch_all(
+        f"SELECT a.id, a.task_id, t.status FROM {rawsql.table(Assignment)} a "
+        f"JOIN {rawsql.table(ComparisonTask)} t ON t.id = a.task_id "
+        f"WHERE a.annotator_id = %s AND a.project_id = %s AND a.status = 'leased' ORDER BY a.id {lock}",
         [annotator.pk, project.pk],
     )
-    if row is None:
+    _end_leases([(a_id, task_id) for a_id, task_id, status in rows if status != ComparisonTask.Status.OPEN], now)
+    live = next((a_id for a_id, _, status in rows if status == ComparisonTask.Status.OPEN), None)
+    if live is None:
         return None
-    return Assignment.objects.select_related("task__prompt").get(pk=row[0])
+    return Assignment.objects.select_related("task__prompt").get(pk=live)
 
 
 def _task_candidates(task):
@@ -233,7 +328,7 @@ WHERE id = (
       AND NOT EXISTS (
         SELECT 1 FROM {assignment} a WHERE a.task_id = t.id AND a.annotator_id = %s AND a.status <> 'expired'
       )
-    ORDER BY t.annotations_done + t.leased DESC, t.id
+    ORDER BY t.priority DESC, t.annotations_done + t.leased DESC, t.id
     LIMIT 1 {lock}
 )
 AND NOT EXISTS (
@@ -245,28 +340,63 @@ _CLAIM_COLUMNS = ["id", "project_id", "prompt_id", "round_id", "status", "overla
                   "is_gold"]
 
 
+def _claim_sql():
+    return _CLAIM_SQL.format(
+        task=ComparisonTask._meta.db_table, assignment=Assignment._meta.db_table,
+        lock="FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else "",
+        columns=", ".join(_CLAIM_COLUMNS),
+    )
+
+
 def _claim_open_task(project, annotator):
-    """Take a lease slot on the open task with the most annotations started, in one statement,
-    unless the annotator already holds a lease in this project (then None: the caller returns it).
+    """Take a lease slot on the open task first in the queue (highest priority, then most
+    annotations started, then oldest), in one statement, unless the annotator already holds a
+    lease in this project (then None: the caller returns it).
 
     The inner SELECT repeats the partial index task_queue_idx, so it is one index scan that
     stops at the first row it can lock; on Postgres, rows other transactions hold are skipped
     (FOR UPDATE SKIP LOCKED). On SQLite the IMMEDIATE transaction already serializes writers.
     Written as SQL because this is the hottest query of the product: the ORM spent more time
     compiling it than the database spent running it."""
-    sql = _CLAIM_SQL.format(
-        task=ComparisonTask._meta.db_table, assignment=Assignment._meta.db_table,
-        lock="FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else "",
-        columns=", ".join(_CLAIM_COLUMNS),
-    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [project.pk, annotator.pk, annotator.pk, project.pk])
+        cursor.execute(_claim_sql(), [project.pk, annotator.pk, annotator.pk, project.pk])
         row = cursor.fetchone()
-    if row is None:
-        return None
+    return None if row is None else _claimed_task(project, row)
+
+
+def _claimed_task(project, row):
     task = ComparisonTask.from_db(connection.alias, _CLAIM_COLUMNS, row)
     task.project = project
     return task
+
+
+_CLAIM_OR_SEE_LEASE_SQL = """
+WITH claimed AS ({claim})
+SELECT {columns}, NULL FROM claimed
+UNION ALL
+(SELECT {nulls}, a.id FROM {assignment} a
+ WHERE a.annotator_id = %s AND a.project_id = %s AND a.status = 'leased' LIMIT 1)
+"""
+
+
+def _claim_or_see_lease(project, annotator):
+    """The claim again, for the rare path: (task, False) if it claimed one, else (None, whether
+    it saw a lease of the annotator), both from one snapshot. SQLite has no UPDATE in WITH, and
+    needs none: its writers run one at a time, so nothing can change between two statements."""
+    params = [project.pk, annotator.pk, annotator.pk, project.pk]
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_claim_sql(), params)
+            row = cursor.fetchone()
+        return (None, False) if row is None else (_claimed_task(project, row), False)
+    sql = _CLAIM_OR_SEE_LEASE_SQL.format(
+        claim=_claim_sql(), columns=", ".join(_CLAIM_COLUMNS), nulls=", ".join(["NULL"] * len(_CLAIM_COLUMNS)),
+        assignment=Assignment._meta.db_table)
+    rows = rawsql.fetch_all(sql, params + [annotator.pk, project.pk])
+    for row in rows:
+        if row[-1] is None:
+            return _claimed_task(project, row[:-1]), False
+    return None, bool(rows)
 
 
 def _shown_order(project, candidates):
@@ -291,13 +421,7 @@ def reclaim_expired_leases(*, project=None, now=None, limit=1000) -> int:
         if project is not None:
             lapsed = lapsed.filter(project=project)
         rows = list(lapsed.order_by("id").values_list("id", "task_id")[:limit])
-        if not rows:
-            return 0
-        Assignment.objects.filter(id__in=[r[0] for r in rows]).update(
-            status=Assignment.Status.EXPIRED, finished_at=now
-        )
-        for task_id, n in Counter(task_id for _, task_id in rows).items():
-            ComparisonTask.objects.filter(pk=task_id).update(leased=F("leased") - n)
+        _end_leases(rows, now)
         return len(rows)
 
 
@@ -321,7 +445,9 @@ def skip_task(assignment_id, annotator, *, now=None) -> Assignment:
 
 def _locked_assignment(assignment_id, annotator) -> Assignment:
     """The annotator's assignment with its project, task and the task's prompt split, assignment
-    and task rows locked, in one hand-written query (submit and skip run it on every call)."""
+    and task rows locked, and whether they are still an active member, in one hand-written
+    query (submit and skip run it on every call). Refuses someone else's assignment (NotYours),
+    a user no longer a member (NotAllowed; staff may always) and an archived project (Conflict)."""
     try:
         assignment_id = int(assignment_id)
     except (TypeError, ValueError):
@@ -333,7 +459,9 @@ def _locked_assignment(assignment_id, annotator) -> Assignment:
     lock = "FOR UPDATE OF a, t" if connection.features.has_select_for_update_of else ""
     row = rawsql.fetch_one(
         f"SELECT {rawsql.columns(Assignment, 'a', names[Assignment])}, {rawsql.columns(Project, 'p', names[Project])}, "
-        f"{rawsql.columns(ComparisonTask, 't', names[ComparisonTask])}, {rawsql.columns(Prompt, 'pr', names[Prompt])} "
+        f"{rawsql.columns(ComparisonTask, 't', names[ComparisonTask])}, {rawsql.columns(Prompt, 'pr', names[Prompt])}, "
+        f"EXISTS (SELECT 1 FROM {rawsql.table(Membership)} m "
+        f"WHERE m.project_id = a.project_id AND m.user_id = a.annotator_id AND m.is_active) "
         f"FROM {rawsql.table(Assignment)} a JOIN {rawsql.table(Project)} p ON p.id = a.project_id "
         f"JOIN {rawsql.table(ComparisonTask)} t ON t.id = a.task_id "
         f"JOIN {rawsql.table(Prompt)} pr ON pr.id = t.prompt_id WHERE a.id = %s {lock}",
@@ -345,11 +473,17 @@ def _locked_assignment(assignment_id, annotator) -> Assignment:
     for model, model_names in names.items():
         loaded[model] = rawsql.instance(model, model_names, row[start:start + len(model_names)])
         start += len(model_names)
-    assignment, task = loaded[Assignment], loaded[ComparisonTask]
+    assignment, task, project = loaded[Assignment], loaded[ComparisonTask], loaded[Project]
     if assignment.annotator_id != annotator.pk:
-        raise NotAllowed("This assignment belongs to another annotator.")
-    assignment.project, assignment.task, assignment.annotator = loaded[Project], task, annotator
-    task.project, task.prompt = loaded[Project], loaded[Prompt]
+        raise NotYours("This assignment belongs to another annotator.")
+    if row[-1]:
+        project.remember_member(annotator)
+    elif not annotator.is_staff:
+        raise NotAllowed("You are no longer an annotator of this project.")
+    if project.is_archived:
+        raise Conflict("This project is archived: it is read-only and takes no more annotations or skips.")
+    assignment.project, assignment.task, assignment.annotator = project, task, annotator
+    task.project, task.prompt = project, loaded[Prompt]
     return assignment
 
 
@@ -428,18 +562,25 @@ _ANNOTATION_FIELDS = ("assignment_id", "task_id", "annotator_id", "ranking", "pa
 
 
 def clean_submission(project: Project, shown_order: list, payload) -> CleanSubmission:
-    """Validate a raw submit payload against what the annotator was shown."""
+    """Validate a raw submit payload against what the annotator was shown.
+
+    Values are taken as sent, never coerced: candidate ids are integers (or strings of digits,
+    as in JSON object keys), scores and times whole numbers (`forms.submission_payload` turns the
+    HTML form's strings of digits into them). Any other shape is an error on its field, and so is
+    text Postgres cannot store (NUL, lone surrogates), so nothing reaches the database unchecked."""
     if not isinstance(payload, dict):
         raise InvalidSubmission("The submission must be a JSON object.")
     errors = {}
     shown = [int(c) for c in shown_order]
     choice = payload.get("choice") or ""
     ranking = payload.get("ranking")
-    if choice:
+    if not isinstance(choice, str):
+        errors["choice"] = "Must be one of a, b, tie, both_bad."
+    elif choice:
         if len(shown) != 2:
             errors["choice"] = "A pairwise choice needs a task with exactly two candidates."
         elif choice not in Annotation.PairwiseChoice.values:
-            errors["choice"] = f"Unknown choice {choice!r}; use one of a, b, tie, both_bad."
+            errors["choice"] = f"Unknown choice {_brief(choice)}; use one of a, b, tie, both_bad."
         elif choice == "tie" and not project.allow_ties:
             errors["choice"] = "This project does not allow ties."
         else:
@@ -460,18 +601,15 @@ def clean_submission(project: Project, shown_order: list, payload) -> CleanSubmi
         value = payload.get(field) or ""
         if not isinstance(value, str):
             errors[field] = "Must be text."
-        elif "\x00" in value:
-            errors[field] = "Contains a NUL character."
+        elif problem := text_problem(value):
+            errors[field] = f"The text {problem}."
         elif len(value) > limit:
             errors[field] = f"Too long: {len(value)} characters, at most {limit}."
         texts[field] = value.strip() if isinstance(value, str) else ""
-    time_ms = payload.get("time_on_task_ms") or 0
-    try:
-        time_ms = int(time_ms)
-        if not 0 <= time_ms <= 24 * 3600 * 1000:
-            raise ValueError
-    except (TypeError, ValueError):
-        errors["time_on_task_ms"] = "Must be a whole number of milliseconds, at most a day."
+    time_ms = payload.get("time_on_task_ms")
+    time_ms = 0 if time_ms is None else time_ms
+    if type(time_ms) is not int or not 0 <= time_ms <= 24 * 3600 * 1000:
+        errors["time_on_task_ms"] = "Must be a whole number of milliseconds (an integer), at most a day."
         time_ms = 0
     if errors:
         raise InvalidSubmission("The submission does not fit this task: " + "; ".join(
@@ -482,13 +620,19 @@ def clean_submission(project: Project, shown_order: list, payload) -> CleanSubmi
     )
 
 
+def _brief(value) -> str:
+    """A client's value quoted in an error message: repr (which escapes what JSON could not
+    carry, such as lone surrogates), cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _as_candidate_id(value):
-    if isinstance(value, bool):
-        raise ValueError
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    if isinstance(value, int):
+    """An integer id, or a string of ASCII digits (JSON object keys are strings); else ValueError."""
+    if type(value) is int:
         return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
     raise ValueError
 
 
@@ -533,24 +677,22 @@ def _check_ratings(project, shown, ratings, errors):
         except ValueError:
             cid = None
         if cid not in shown:
-            errors["ratings"] = f"Ratings for an unknown candidate: {key!r}."
+            errors["ratings"] = f"Ratings for an unknown candidate: {_brief(key)}."
             return {}
         if not isinstance(scores, dict):
             errors["ratings"] = "Each candidate's ratings must map aspects to scores."
             return {}
         row = {}
         for aspect, score in scores.items():
-            if score in (None, ""):
-                continue
+            if score is None:
+                continue  # not rated
             if aspect not in aspects:
-                errors["ratings"] = f"Unknown rating aspect {aspect!r}; this project rates {sorted(aspects)}."
+                errors["ratings"] = f"Unknown rating aspect {_brief(aspect)}; this project rates {sorted(aspects)}."
                 return {}
-            try:
-                score = int(score)
-            except (TypeError, ValueError):
-                score = None
-            if score is None or not 1 <= score <= project.rating_scale:
-                errors["ratings"] = f"Scores must be whole numbers from 1 to {project.rating_scale}."
+            # An integer as sent: 3.7 or true are not scores (int() would make them 3 and 1).
+            if type(score) is not int or not 1 <= score <= project.rating_scale:
+                errors["ratings"] = (f"Scores must be whole numbers from 1 to {project.rating_scale} (integers); "
+                                     f"got {_brief(score)} for {_brief(aspect)}.")
                 return {}
             row[aspect] = score
         if row:
@@ -569,11 +711,12 @@ def _check_flags(project, shown, flags, errors):
         except ValueError:
             cid = None
         if cid not in shown:
-            errors["flags"] = f"Flags for an unknown candidate: {key!r}."
+            errors["flags"] = f"Flags for an unknown candidate: {_brief(key)}."
             return {}
         if isinstance(names, str):
             names = [names]
-        if not isinstance(names, list) or any(n not in allowed for n in names):
+        # Checked as text before the set lookup: a list or an object inside is unhashable.
+        if not isinstance(names, list) or any(not isinstance(n, str) or n not in allowed for n in names):
             errors["flags"] = f"Unknown flag; this project's flags are {sorted(allowed)}."
             return {}
         if names:

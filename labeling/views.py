@@ -81,8 +81,10 @@ def annotate(request, slug):
     return render(request, template, _task_context(request, project, assignment))
 
 
-def _project_assignment(project, assignment_id):
-    if not Assignment.objects.filter(pk=assignment_id, project=project).exists():
+def _project_assignment(slug, assignment_id):
+    """404 unless the assignment is one of project `slug`'s. Membership, ownership and whether the
+    project is archived (409) are the service's checks, under its row lock."""
+    if not Assignment.objects.filter(pk=assignment_id, project__slug=slug).exists():
         raise services.NotFound("No such assignment in this project.")
 
 
@@ -99,20 +101,19 @@ def _next_task(request, project, notice):
 @require_POST
 @labeling_errors
 def submit(request, slug, assignment_id):
-    project = _member_project(request, slug)
-    _project_assignment(project, assignment_id)
-    services.submit_annotation(assignment_id, request.user, forms.submission_payload(request.POST))
-    return _next_task(request, project, notice="Saved.")
+    _project_assignment(slug, assignment_id)
+    annotation = services.submit_annotation(assignment_id, request.user, forms.submission_payload(request.POST))
+    # The service loaded the project (and the membership) with the assignment.
+    return _next_task(request, annotation.assignment.project, notice="Saved.")
 
 
 @login_required
 @require_POST
 @labeling_errors
 def skip(request, slug, assignment_id):
-    project = _member_project(request, slug)
-    _project_assignment(project, assignment_id)
-    services.skip_task(assignment_id, request.user)
-    return _next_task(request, project, notice="Skipped.")
+    _project_assignment(slug, assignment_id)
+    assignment = services.skip_task(assignment_id, request.user)
+    return _next_task(request, assignment.project, notice="Skipped.")
 
 
 @staff_required

@@ -2,6 +2,7 @@
 Views, API views, Celery tasks and management commands call these."""
 from __future__ import annotations
 
+import errno
 import logging
 from pathlib import Path
 
@@ -64,6 +65,29 @@ def check_loads(version: ModelVersion) -> None:
         ) from error
 
 
+def _readable_dir(path) -> Path:
+    """`path` as a directory that exists, or ModelRegistryError saying why not (in our words:
+    the OS's message would show the server's file system)."""
+    try:
+        path = Path(path).expanduser()
+        is_dir = path.is_dir()
+        resolved = str(path.resolve())
+    except RuntimeError:  # expanduser of ~someone unknown
+        raise ModelRegistryError("The path names the home directory of an unknown user.") from None
+    except OSError as error:
+        if error.errno == errno.ENAMETOOLONG:
+            raise ModelRegistryError("The path is too long for the file system (a name over 255 characters, "
+                                     "or the whole path too long).") from None
+        raise ModelRegistryError("The path cannot be read (permission denied, or not a usable path).") from None
+    if not is_dir:
+        raise ModelRegistryError(f"{path} is not a directory.")
+    # The stored paths (artifact_dir, base_model) have limits too: the shorter one applies.
+    limit = min(ModelVersion._meta.get_field(f).max_length for f in ("artifact_dir", "base_model"))
+    if len(resolved) > limit:
+        raise ModelRegistryError(f"The path is too long: {len(resolved)} characters once resolved, at most {limit}.")
+    return path
+
+
 def register_model(
     path, *, kind="policy", name=None, parent=None, base_model=None, is_adapter=False, user=None,
     project=None, metrics=None, training_run=None, notes="",
@@ -73,14 +97,15 @@ def register_model(
     again returns the existing version."""
     if kind not in ModelVersion.Kind.values:
         raise ModelRegistryError(f"kind must be one of {', '.join(ModelVersion.Kind.values)}, got {kind!r}.")
-    path = Path(path).expanduser()
-    if not path.is_dir():
-        raise ModelRegistryError(f"{path} is not a directory.")
+    path = _readable_dir(path)
     if is_adapter and parent is None:
         raise ModelRegistryError("A LoRA adapter needs the parent version it applies to.")
     name = (name or path.resolve().name).strip()
     if not name:
         raise ModelRegistryError("A model version needs a name.")
+    name_limit = ModelVersion._meta.get_field("name").max_length
+    if len(name) > name_limit:
+        raise ModelRegistryError(f"The name is {len(name)} characters long; at most {name_limit} (give --name / name).")
     artifact_dir = _stored_dir(path)
     existing = ModelVersion.objects.filter(kind=kind, name=name).first()
     if existing is not None:

@@ -1,14 +1,18 @@
 """What every app's API shares: keyset pagination, the admin permission, the per-token
 throttle and the mapping of service errors to HTTP answers."""
+import logging
+
 from django.contrib.auth import get_user_model
-from django.db import DataError
+from django.db import DataError, IntegrityError, OperationalError
 from django.utils.translation import gettext_lazy as _
-from rest_framework import authentication, exceptions, permissions, status
+from rest_framework import authentication, exceptions, permissions
 from rest_framework.authtoken.models import Token
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
+
+log = logging.getLogger("rankloop.api")
 
 
 class IdCursorPagination(CursorPagination):
@@ -114,9 +118,37 @@ class IgnoreFormatParam(DefaultContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
+_RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+
+
+def _database_refusal(exc):
+    """(status, message) for an error the database raised, or None. The message names the
+    problem (and the column, when the database says which) but never carries the database's
+    own text, which can show SQL, constraint names and other rows' values."""
+    cause = exc.__cause__
+    sqlstate = getattr(cause, "sqlstate", None) or ""
+    diag = getattr(cause, "diag", None)
+    column = getattr(diag, "column_name", None)
+    field = f" ({column})" if column else ""
+    if isinstance(exc, IntegrityError):
+        if sqlstate == "23502":
+            return 400, f"A required value is missing{field}: it cannot be null."
+        if sqlstate == "23503":
+            return 409, "This refers to an object that does not exist (any more)."
+        if sqlstate == "23514":
+            return 400, f"A value is outside what its field allows{field}."
+        return 409, "This would duplicate an existing object: a value that must be unique is already taken."
+    if isinstance(exc, DataError):
+        return 400, f"A value does not fit its field{field}: too long, out of range or not valid text."
+    if isinstance(exc, OperationalError) and sqlstate in _RETRY_SQLSTATES:
+        return 409, "Another change to the same data happened at the same time; try again."
+    return None
+
+
 def exception_handler(exc, context):
     """Service refusals (LabelingError and the other apps' errors with a `status`) become
-    their HTTP status with the message; data the database refuses becomes a 400."""
+    their HTTP status with the message; data the database refuses becomes a 400 or 409 that
+    names the problem, with the database's own message only in the server's log."""
     status_code = getattr(exc, "status", None)
     message = getattr(exc, "message", None)
     if isinstance(status_code, int) and message is not None and not isinstance(exc, exceptions.APIException):
@@ -128,9 +160,12 @@ def exception_handler(exc, context):
         if code:
             body["code"] = code
         return Response(body, status=status_code)
-    if isinstance(exc, DataError):
-        return Response({"detail": f"The database refused this data: {exc}".strip()},
-                        status=status.HTTP_400_BAD_REQUEST)
+    refusal = _database_refusal(exc) if isinstance(exc, (DataError, IntegrityError, OperationalError)) else None
+    if refusal is not None:
+        status_code, message = refusal
+        view = context.get("view")
+        log.warning("Database refused a request to %s: %s", type(view).__name__ if view else "?", exc)
+        return Response({"detail": message}, status=status_code)
     from rest_framework.views import exception_handler as drf_exception_handler  # views import this module
 
     return drf_exception_handler(exc, context)

@@ -52,3 +52,44 @@ def test_concurrent_claims_never_exceed_overlap(make_project, make_tasks, make_u
     assert not Assignment.objects.filter(status=Assignment.Status.LEASED).exists()
     pairs = Annotation.objects.values("task", "annotator").annotate(n=Count("id")).filter(n__gt=1)
     assert not pairs.exists()
+
+
+def one_client(project, user, outcomes, errors, barrier):
+    """One of an annotator's clients: next task, submit it, again; notes every 'nothing left' and
+    whether a task could still be had at that moment."""
+    try:
+        barrier.wait(timeout=30)
+        while True:
+            assignment = services.assign_next(project, user)
+            if assignment is None:
+                claimable = ComparisonTask.objects.filter(
+                    project=project, status="open", annotations_done__lt=1, leased=0).count()
+                outcomes.append(claimable)
+                if not claimable:
+                    return
+                continue
+            # The same ranking from both clients: the second submit of a shared lease is a repeat.
+            try:
+                services.submit_annotation(assignment.pk, user, {"ranking": [[c] for c in sorted(assignment.shown_order)]})
+            except services.Conflict:
+                pass  # the other client's lease, expired meanwhile: not this test's concern
+    except Exception as exc:
+        errors.append(exc)
+    finally:
+        connection.close()
+
+
+def test_two_clients_of_one_annotator_always_get_a_task_while_one_is_open(make_project, make_tasks, annotator):
+    project = make_project(annotators=[annotator], overlap=1)
+    make_tasks(project, 150)
+    outcomes, errors, barrier = [], [], threading.Barrier(2)
+    threads = [threading.Thread(target=one_client, args=(project, annotator, outcomes, errors, barrier))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+    premature = [n for n in outcomes if n]
+    assert not premature, f"{len(premature)} 'nothing left' answers while tasks were open: {premature}"
+    assert all(t.status == "complete" and t.leased == 0 for t in ComparisonTask.objects.all())

@@ -115,11 +115,13 @@ def test_assignment_of_another_project_gets_404(ann_client, leased, make_project
 
 
 def test_closed_task_gets_409(ann_client, leased):
-    services.close_task(leased.task)
+    services.close_task(leased.task)  # which also ends the lease
     response = post(ann_client, leased, [[c] for c in leased.shown_order])
     assert response.status_code == 409
     assert "This task is closed" in response.content.decode()
-    assert_unchanged(leased)
+    assert not Annotation.objects.exists() and not PreferencePair.objects.exists()
+    leased.refresh_from_db()
+    assert leased.status == Assignment.Status.EXPIRED
 
 
 def test_oversized_text_gets_400(ann_client, leased, settings):

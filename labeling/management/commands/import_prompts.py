@@ -15,8 +15,10 @@ class Command(BaseCommand):
         parser.add_argument("file", type=Path)
         parser.add_argument("--project", required=True, help="Project slug")
         parser.add_argument("--format", choices=["jsonl", "csv"], help="Default: from the file name")
+        parser.add_argument("--priority", type=int, help="Priority of the new tasks whose line gives none "
+                            "(higher is served first; default 0)")
 
-    def handle(self, *args, file, project, format=None, **options):
+    def handle(self, *args, file, project, format=None, priority=None, **options):
         try:
             target = Project.objects.get(slug=project)
         except Project.DoesNotExist:
@@ -26,7 +28,8 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"Cannot read {file}: {exc}")
         try:
-            report = importing.import_prompts(target, data, fmt=format, filename=file.name, source=f"file {file.name}")
+            report = importing.import_prompts(target, data, fmt=format, filename=file.name, source=f"file {file.name}",
+                                              priority=priority)
         except LabelingError as exc:
             lines = [exc.message] + [f"  line {e['line']}, {e['field'] or '(line)'}: {e['message']}"
                                      for e in (exc.errors if isinstance(exc.errors, list) else [])]
