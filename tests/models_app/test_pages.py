@@ -22,7 +22,7 @@ def project(make_project, tiny_policy):
 
 def test_pages_are_for_staff_only(client, annotator, project):
     client.force_login(annotator)
-    assert client.get(reverse("models_app:versions")).status_code == 302  # to the login page
+    assert client.get(reverse("models_app:versions")).status_code == 403  # the app's page, as everywhere
 
 
 def test_version_list_detail_and_candidate_lineage(staff_client, project, tiny_policy, tiny_model_dir, make_prompts):
