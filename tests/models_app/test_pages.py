@@ -138,7 +138,7 @@ def test_a_queued_default_policy_job_says_what_it_waits_for(staff_client, make_p
     project = make_project(name="Fresh demo")
     GenerationJob.objects.create(project=project, total=3, prepare_default_policy=True)
     panel = staff_client.get(reverse("models_app:project_jobs", args=[project.slug])).content.decode()
-    assert "bundled default policy" in panel and "Waiting for a worker on the gpu queue" in panel
+    assert "bundled default policy" in panel and "it starts when a worker on the gpu queue is free" in panel
     assert '<progress class="bar" max="100" value="0"' in panel
 
 
