@@ -1,5 +1,7 @@
 """make demo, end to end with a real worker: the hand-written tasks first, then the worker's
 model-written tasks beside them, with the job's progress on the project pages."""
+from pathlib import Path
+
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
@@ -43,3 +45,9 @@ def test_the_worker_writes_the_demo_answers_as_more_tasks_beside_the_hand_writte
     # Everything answered: a re-run queues nothing.
     call_command("load_demo", "--generate")
     assert GenerationJob.objects.count() == 2
+
+
+def test_the_worker_log_has_no_progress_bars(worker):
+    """Its stderr is its log: a tqdm bar there is a WARNING line per refresh (runs after the test above)."""
+    log = Path(worker.log_path).read_text()
+    assert "Loading weights" not in log and "it/s]" not in log
