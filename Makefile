@@ -50,8 +50,7 @@ demo: install
 	@echo "  rankloop is running at http://$(HOST):$(PORT)/"
 	@echo "  admin:      admin / rankloop-admin"
 	@echo "  annotators: alice / rankloop-alice, bob / rankloop-bob"
-	@echo "  The tasks have hand-written answers; the worker adds the default model's answers in the"
-	@echo "  background (progress on each project's page, log in var/celery.log)."
+	@echo "  worker log: var/celery.log"
 	@echo "  (Ctrl-C stops the web server and the worker; the next make demo picks up where it stopped)"
 	@echo ""
 	@trap '$(MAKE) --no-print-directory stop-worker' EXIT INT TERM; \

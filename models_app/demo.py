@@ -65,4 +65,9 @@ def queue_demo_generation(*, log=print):
         log(f"Queued generation #{job.pk}: {DEFAULT_MODEL_NAME} writes {project.candidates_per_prompt} answers to "
             f"each of {len(todo)} prompts of {project.name!r} in the background "
             f"(progress: {reverse('labeling:project', args=[project.slug])}).")
+    if jobs:
+        log("Annotators can start now on the hand-written answers; the worker adds the model's as it writes them "
+            "(minutes on a CPU, longer on a busy machine).")
+    else:
+        log(f"{DEFAULT_MODEL_NAME} has answered every demo prompt already.")
     return jobs

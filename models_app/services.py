@@ -22,8 +22,8 @@ from .models import Deployment, GenerationJob, ModelVersion
 __all__ = [
     "DecodingConfigError", "ModelRegistryError", "GenerationError", "ModerationConfigError",
     "register_model", "deploy", "rollback", "deployed_policy", "validate_decoding", "generate_candidates",
-    "start_generation", "start_default_policy_generation", "run_generation_job", "update_generation_settings", "playground_answers",
-    "bootstrap_default_model", "project_decoding",
+    "start_generation", "start_default_policy_generation", "run_generation_job", "update_generation_settings",
+    "playground_answers", "bootstrap_default_model", "project_decoding", "written_by_models",
 ]
 
 log = logging.getLogger(__name__)

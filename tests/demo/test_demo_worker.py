@@ -1,5 +1,6 @@
 """make demo, end to end with a real worker: the hand-written tasks first, then the worker's
 model-written tasks beside them, with the job's progress on the project pages."""
+from io import StringIO
 from pathlib import Path
 
 import pytest
@@ -42,9 +43,11 @@ def test_the_worker_writes_the_demo_answers_as_more_tasks_beside_the_hand_writte
     panel = client.get(reverse("models_app:project_jobs", args=[project.slug])).content.decode()
     assert "Succeeded" in panel and f"{DEFAULT_MODEL_NAME}" in panel and "No generation yet" not in panel
 
-    # Everything answered: a re-run queues nothing.
-    call_command("load_demo", "--generate")
+    # Everything answered: a re-run queues nothing, and says so.
+    out = StringIO()
+    call_command("load_demo", "--generate", stdout=out)
     assert GenerationJob.objects.count() == 2
+    assert "has answered every demo prompt already" in out.getvalue()
 
 
 def test_the_worker_log_has_no_progress_bars(worker):

@@ -46,6 +46,7 @@ def test_load_demo_queues_the_models_answers_instead_of_generating_them(
     assert len(enqueued) == 2  # sent to the broker when the transaction commits
     out = capsys.readouterr().out
     assert "in the background" in out and f"/p/{pairwise.slug}/" in out
+    assert "Annotators can start now on the hand-written answers" in out
     assert "takes a minute" not in out
 
 
@@ -71,7 +72,8 @@ def test_without_the_model_the_demo_has_the_hand_written_answers_only(db, monkey
     call_command("load_demo", "--generate")
     assert ComparisonTask.objects.exists()
     assert not GenerationJob.objects.exists()
-    assert "hand-written answers only" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "hand-written answers only" in out and "in the background" not in out
 
 
 def test_a_default_policy_job_prepares_deploys_and_writes_in_the_worker(db, tiny_gguf, monkeypatch, make_project,
