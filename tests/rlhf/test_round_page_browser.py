@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connections
 from django.urls import reverse
 
 from rlhf import services
@@ -55,3 +56,4 @@ def test_round_page_draws_charts_and_follows_progress(live_server, labeled_proje
         assert page.evaluate("window.sameDocument") is True
         assert page.locator("[role=progressbar]").get_attribute("aria-valuenow") == "20"
         browser.close()
+        connections.close_all()  # those the ORM opened while Playwright's loop was current
