@@ -267,7 +267,12 @@ RANKLOOP_MAX_TEXT_CHARS = int(os.environ.get("RANKLOOP_MAX_TEXT_CHARS", "20000")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "mail_admins": {"class": "django.utils.log.AdminEmailHandler", "level": "ERROR", "filters": ["require_debug_false"]},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.server": {"level": "WARNING"}},
+    # Django's own console handler beside the root's printed every django.* line twice under DEBUG.
+    "loggers": {"django": {"handlers": ["mail_admins"], "level": "INFO"}, "django.server": {"level": "WARNING"}},
 }
