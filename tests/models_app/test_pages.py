@@ -104,6 +104,8 @@ def test_generated_candidates_record_a_cut_and_its_lineage_page_shows_it(staff_c
     assert candidate.decoding["finish_reason"] == "length"  # 4 random tokens: cut
     page = staff_client.get(reverse("models_app:candidate", args=[candidate.pk])).content.decode()
     assert "Cut at the token limit: the model reached 4 new tokens" in page
+    version_page = staff_client.get(reverse("models_app:version", args=[candidate.model_version_id])).content.decode()
+    assert "cut at the token limit</span>" in version_page
 
     Candidate.objects.filter(pk=candidate.pk).update(decoding={**candidate.decoding, "finish_reason": "stop"})
     page = staff_client.get(reverse("models_app:candidate", args=[candidate.pk])).content.decode()
