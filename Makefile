@@ -10,7 +10,7 @@ TEST_BROKER_URL ?= redis://127.0.0.1:6379/5
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install demo test test-fast migrate clean
+.PHONY: install demo stop-worker test test-fast migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -34,21 +34,37 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 # Embedded default: SQLite and a filesystem Celery broker, a real worker beside the web server.
+# The first page needs no model: the demo tasks start with hand-written answers, and the worker
+# (at low CPU priority, so pages stay quick) converts the bundled default model and writes its
+# answers in the background, as more tasks; each project's page shows the progress.
+# HOST and PORT choose where the web server listens: make demo HOST=0.0.0.0 PORT=8404.
+WORKER_PID := var/celery.pid
 demo: install
+	@$(MAKE) --no-print-directory stop-worker
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo --generate
 	@echo "Starting the Celery worker (queues default, gpu) and the web server..."
-	@if [ -f var/celery.pid ]; then kill $$(cat var/celery.pid) 2>/dev/null; sleep 1; rm -f var/celery.pid; fi
-	@$(BIN)/celery -A rankloop worker -B -Q default,gpu --concurrency 1 --loglevel WARNING \
-		--logfile var/celery.log --pidfile var/celery.pid --detach --schedule var/celerybeat-schedule
+	@nice -n 10 $(BIN)/celery -A rankloop worker -B -Q default,gpu --concurrency 1 -n rankloop-demo@%h \
+		--loglevel WARNING --logfile var/celery.log --pidfile $(WORKER_PID) --detach --schedule var/celerybeat-schedule
 	@echo ""
 	@echo "  rankloop is running at http://$(HOST):$(PORT)/"
 	@echo "  admin:      admin / rankloop-admin"
 	@echo "  annotators: alice / rankloop-alice, bob / rankloop-bob"
-	@echo "  (Ctrl-C stops the web server and the worker; the worker logs to var/celery.log)"
+	@echo "  worker log: var/celery.log"
+	@echo "  (Ctrl-C stops the web server and the worker; the next make demo picks up where it stopped)"
 	@echo ""
-	@trap 'kill $$(cat var/celery.pid 2>/dev/null) 2>/dev/null' EXIT INT TERM; \
+	@trap '$(MAKE) --no-print-directory stop-worker' EXIT INT TERM; \
 		$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# Stop the demo's worker at once (cold shutdown: a generation job in progress resumes on the next
+# make demo), waiting until it is gone; a stale pid file naming another program is only removed.
+stop-worker:
+	@pid=$$(cat $(WORKER_PID) 2>/dev/null); \
+	if [ -n "$$pid" ] && ps -p $$pid -o args= 2>/dev/null | grep -q celery; then \
+		kill -QUIT $$pid 2>/dev/null; \
+		for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do kill -0 $$pid 2>/dev/null || break; sleep 0.5; done; \
+		kill -KILL $$pid 2>/dev/null || true; \
+	fi; rm -f $(WORKER_PID)
 
 # The whole suite on Postgres, with a real Celery worker on Redis where tests need one.
 test: install

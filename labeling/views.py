@@ -9,7 +9,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from . import forms, services
-from .models import Annotation, Assignment, Project
+from .models import Annotation, Assignment, Candidate, Project
+from .templatetags.labeling_tags import plain_text
 
 
 def labeling_errors(view):
@@ -120,9 +121,9 @@ def skip(request, slug, assignment_id):
 @require_GET
 def project_detail(request, slug):
     project = get_object_or_404(Project, slug=slug)
-    recent = (
+    recent = list(
         Annotation.objects.filter(task__project=project)
-        .select_related("annotator", "task__prompt")
+        .select_related("annotator", "task__prompt", "assignment")
         .order_by("-created_at")[:20]
     )
     members = (
@@ -135,6 +136,23 @@ def project_detail(request, slug):
         "progress": services.project_progress(project),
         "per_annotator": services.annotations_per_annotator(project),
         "agreement": services.project_agreement(project),
-        "recent": recent,
+        "recent": _as_shown(recent),
         "members": members,
     })
+
+
+def _as_shown(annotations):
+    """Each annotation with its ranking as the annotator saw it: tiers of answer letters (A is
+    the first answer on their page), each with a short plain-text preview of the answer."""
+    ids = {cid for annotation in annotations for tier in annotation.ranking for cid in tier}
+    texts = dict(Candidate.objects.filter(pk__in=ids).values_list("id", "text"))
+    rows = []
+    for annotation in annotations:
+        position = {cid: i for i, cid in enumerate(annotation.assignment.shown_order)}
+        tiers = [
+            [{"letter": string.ascii_uppercase[position[cid]] if cid in position else "?",
+              "preview": plain_text(texts.get(cid, ""), 80)} for cid in sorted(tier, key=lambda c: position.get(c, 99))]
+            for tier in annotation.ranking
+        ]
+        rows.append({"annotation": annotation, "tiers": tiers})
+    return rows

@@ -46,7 +46,8 @@ def convert_gguf(gguf_path, out_dir, *, dtype="bfloat16", pad_token=PAD_TOKEN) -
     gguf_path, out_dir = Path(gguf_path), Path(out_dir)
     torch_dtype = getattr(torch, dtype)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch_dtype)
+    # Loaded in float32, the GGUF quantizer's own compute type (any other warns), then cast.
+    model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32)
     model.hf_quantizer = None
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):

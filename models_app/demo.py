@@ -1,17 +1,16 @@
-"""The demo's candidates, written by the bundled default policy.
+"""The demo's model-written candidates, in the background.
 
-`demo_generator(entries)` converts and registers the default model (once), answers the demo
-prompts that have no task yet in batches, and returns the `generate(prompt, k)` hook that
-labeling's load_demo takes. It returns None (so load_demo uses its hand-written answers)
-when the model is unavailable."""
+`make demo` runs `load_demo --generate`: the hand-written answers (labeling/demo) make the first
+tasks at once, and `queue_demo_generation` queues one GenerationJob per demo project with the
+bundled default policy. A worker converts the model (once), deploys it on the project and
+writes K answers per demo prompt; each prompt's answers become one more comparison task beside
+its hand-written one, so annotators start on the hand-written tasks while the model writes, and
+the project pages show the job's progress."""
 from __future__ import annotations
 
 import os
 
-from labeling.models import ComparisonTask
-
 DEMO_DECODING = {"strategy": "sample", "temperature": 0.7, "top_p": 0.9, "max_new_tokens": 128, "seed": 2024}
-DEMO_K = 3  # the ranking project's K; the pairwise one takes the first two
 
 
 def generation_requested(flag: bool = False) -> bool:
@@ -19,33 +18,56 @@ def generation_requested(flag: bool = False) -> bool:
     return flag or os.environ.get("RANKLOOP_DEMO_GENERATE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def demo_generator(entries, *, log=print):
-    """The load_demo hook answering `entries` (demo prompt specs with "key" and "messages"), or None."""
-    from . import services
-    from .default_model import DefaultModelMissing
+def default_policy_available() -> str:
+    """Why the default policy cannot be prepared, or "" when it can (converted already, or its
+    wheel installed). Cheap: it looks for files and imports nothing heavy."""
+    from pathlib import Path
 
-    done = set(
-        ComparisonTask.objects.filter(prompt__external_id__startswith="demo:").values_list("prompt__external_id", flat=True)
-    )
-    todo = [e for e in entries if f"demo:{e['key']}" not in done]
-    if not todo:
-        return None
+    from django.conf import settings
+
+    from .default_model import DEFAULT_MODEL_DIR, DefaultModelMissing, bundled_gguf_path, is_converted
+
+    if is_converted(Path(settings.MODEL_STORE) / DEFAULT_MODEL_DIR):
+        return ""
     try:
-        version = services.bootstrap_default_model()
-        log(f"Writing demo candidates for {len(todo)} prompts with {version} (batched, on CPU this takes a minute)...")
-        return services.pregenerated_candidates(version, [e["messages"] for e in todo], k=DEMO_K, decoding=DEMO_DECODING)
-    except (DefaultModelMissing, services.ModelRegistryError, OSError) as error:
-        log(f"Default model unavailable ({error}): using the hand-written answers.")
-        return None
+        bundled_gguf_path()
+    except DefaultModelMissing as error:
+        return str(error)
+    return ""
 
 
-def deploy_default_on(projects, *, log=print):
-    """Deploy the default policy on `projects` that have none (after load_demo created them)."""
+def queue_demo_generation(*, log=print):
+    """Queue a job for each demo project whose demo prompts the default policy has not answered
+    yet; returns the jobs. Nothing is generated here."""
+    from django.urls import reverse
+
+    from labeling.models import Project
+
     from . import services
-    from .default_model import DefaultModelMissing
+    from .default_model import DEFAULT_MODEL_NAME
 
-    try:
-        return services.bootstrap_default_model(projects=projects)
-    except (DefaultModelMissing, services.ModelRegistryError, OSError) as error:
-        log(f"Default model unavailable ({error}); no policy deployed.")
-        return None
+    missing = default_policy_available()
+    if missing:
+        log(f"Default model unavailable ({missing}): the demo has the hand-written answers only.")
+        return []
+    jobs = []
+    for project in Project.objects.filter(prompts__external_id__startswith="demo:").distinct().order_by("id"):
+        prompts = project.prompts.filter(external_id__startswith="demo:")
+        answered = prompts.filter(
+            tasks__round__isnull=True, tasks__candidates__model_version__kind="policy",
+            tasks__candidates__model_version__name=DEFAULT_MODEL_NAME,
+        )
+        todo = list(prompts.exclude(pk__in=answered.values("pk")).order_by("id"))
+        if not todo:
+            continue
+        job = services.start_default_policy_generation(project, todo, decoding=DEMO_DECODING)
+        jobs.append(job)
+        log(f"Queued generation #{job.pk}: {DEFAULT_MODEL_NAME} writes {project.candidates_per_prompt} answers to "
+            f"each of {len(todo)} prompts of {project.name!r} in the background "
+            f"(progress: {reverse('labeling:project', args=[project.slug])}).")
+    if jobs:
+        log("Annotators can start now on the hand-written answers; the worker adds the model's as it writes them "
+            "(minutes on a CPU, longer on a busy machine).")
+    else:
+        log(f"{DEFAULT_MODEL_NAME} has answered every demo prompt already.")
+    return jobs

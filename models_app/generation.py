@@ -24,6 +24,8 @@ class PromptAnswers:
 
     texts: list[str] = field(default_factory=list)
     completion_tokens: list[int] = field(default_factory=list)
+    # Per answer, why it ended: "stop" (the model's end-of-sequence) or "length" (cut at max_new_tokens).
+    finish_reasons: list[str] = field(default_factory=list)
     prompt_tokens: int = 0
     latency_ms: float = 0.0
     note: str = ""
@@ -61,14 +63,29 @@ def _eos_ids(model, tokenizer) -> set[int]:
     return set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
 
 
+def _step_reporter(on_step, prompt_length):
+    """A stopping criterion that never stops: it tells `on_step` how many new tokens the batch has."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StepReporter(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            on_step(input_ids.shape[1] - prompt_length)
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([StepReporter()])
+
+
 def generate_answers(
     model, tokenizer, prompts, decoding: dict, *, k: int = 1, max_context: int,
-    long_prompts: str = TRUNCATE, batch_size: int = 8,
+    long_prompts: str = TRUNCATE, batch_size: int = 8, on_step=None,
 ) -> list[PromptAnswers]:
     """K answers to each prompt (text or messages), in batches of `batch_size` prompts.
 
     `decoding` is clean (see decoding.validate_decoding); its seed (one is drawn and written
-    back when unset) seeds the whole call, so the same call repeats exactly."""
+    back when unset) seeds the whole call, so the same call repeats exactly. `on_step(tokens)`,
+    when given, hears after each generation step how many new tokens the current batch has
+    (progress within a batch, which on a CPU can take minutes)."""
     import torch
 
     if decoding.get("seed") is None:
@@ -90,8 +107,9 @@ def generate_answers(
         batch = tokenizer.pad({"input_ids": [encoded[i].ids for i in rows]}, padding=True, return_tensors="pt")
         batch = {name: tensor.to(model.device) for name, tensor in batch.items()}
         began = time.perf_counter()
+        extra = {"stopping_criteria": _step_reporter(on_step, batch["input_ids"].shape[1])} if on_step else {}
         with torch.inference_mode():
-            output = model.generate(**batch, **kwargs)
+            output = model.generate(**batch, **kwargs, **extra)
         latency_ms = (time.perf_counter() - began) * 1000
         new_tokens = output[:, batch["input_ids"].shape[1]:].tolist()
         for row, prompt_index in enumerate(rows):
@@ -104,4 +122,6 @@ def generate_answers(
                 # Byte-level models can emit a NUL byte, which Postgres text refuses.
                 answers.texts.append(text.replace("\x00", "").strip())
                 answers.completion_tokens.append(len(sequence) if end is None else end + 1)
+                # No end-of-sequence token: generation stopped at max_new_tokens, mid-answer.
+                answers.finish_reasons.append("length" if end is None else "stop")
     return results

@@ -96,11 +96,16 @@ class GenerationJob(models.Model):
     )
     prompt_ids = models.JSONField(default=list)
     decoding = models.JSONField(default=dict, blank=True, help_text="Overrides of the project's decoding config.")
+    prepare_default_policy = models.BooleanField(
+        default=False,
+        help_text="Convert, register and deploy the bundled default policy first, in the worker (the demo's jobs).",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0, help_text="Prompts handled (generated, skipped or refused).")
     tasks_created = models.PositiveIntegerField(default=0)
     refused = models.JSONField(default=list, blank=True, help_text='[{"prompt": id, "reason": "..."}]')
+    phase = models.CharField(max_length=200, blank=True, help_text="What the job is doing now.")
     error = models.TextField(blank=True)
     celery_task_id = models.CharField(max_length=255, blank=True)
     created_by = models.ForeignKey(

@@ -23,8 +23,8 @@ from .models import Deployment, GenerationJob, ModelVersion
 __all__ = [
     "DecodingConfigError", "ModelRegistryError", "GenerationError", "ModerationConfigError",
     "register_model", "deploy", "rollback", "deployed_policy", "validate_decoding", "generate_candidates",
-    "start_generation", "run_generation_job", "update_generation_settings", "playground_answers",
-    "bootstrap_default_model", "project_decoding",
+    "start_generation", "start_default_policy_generation", "run_generation_job", "update_generation_settings",
+    "playground_answers", "bootstrap_default_model", "project_decoding", "written_by_models",
 ]
 
 log = logging.getLogger(__name__)
@@ -270,10 +270,12 @@ def generate_candidates(
         GenerationJob.objects.filter(pk=job.pk).update(total=len(prompts), done=len(prompts) - len(todo))
     if not todo:
         return []
+    _set_phase(job, f"Loading {version}")
     model, tokenizer = loading.load_policy(version)
     max_context = loading.context_length(model, tokenizer)
     clean = project_decoding(project, decoding, max_context=max_context)
     batch_size = batch_size or getattr(settings, "GENERATION_BATCH_SIZE", 8)
+    _set_phase(job, f"{version} is writing {k} answers per prompt")
     tasks = []
     for start in range(0, len(todo), batch_size):
         chunk = todo[start:start + batch_size]
@@ -284,6 +286,8 @@ def generate_candidates(
         answers = generate_answers(
             model, tokenizer, [p.messages for p in chunk], chunk_decoding, k=k, max_context=max_context,
             long_prompts=project.long_prompts, batch_size=batch_size,
+            on_step=_phase_reporter(job, version, start // batch_size + 1, -(-len(todo) // batch_size),
+                                    clean["max_new_tokens"]) if job is not None else None,
         )
         refused = []
         with transaction.atomic():
@@ -302,14 +306,19 @@ def generate_candidates(
 
 def save_candidates(prompt, version, answers, decoding, *, limit=None) -> list[Candidate]:
     """Store generated answers to `prompt` as candidates, each with its version, full decoding
-    settings, token counts, latency, note and moderation verdict."""
+    settings (plus its place among the K and `finish_reason`: "length" when it was cut at
+    max_new_tokens), token counts, latency, note and moderation verdict."""
     project = prompt.project
     k = min(limit or len(answers.texts), len(answers.texts))
+    reasons = answers.finish_reasons or [None] * len(answers.texts)
     candidates = []
-    for index, (text, completion_tokens) in enumerate(zip(answers.texts[:limit], answers.completion_tokens)):
+    for index, (text, completion_tokens, reason) in enumerate(
+        zip(answers.texts[:limit], answers.completion_tokens, reasons)
+    ):
         verdict = moderate(project, text)
         candidates.append(Candidate.objects.create(
-            prompt=prompt, text=text, model_version=version, decoding={**decoding, "k": k, "index": index},
+            prompt=prompt, text=text, model_version=version,
+            decoding={**decoding, "k": k, "index": index, **({"finish_reason": reason} if reason else {})},
             prompt_tokens=answers.prompt_tokens, completion_tokens=completion_tokens,
             latency_ms=round(answers.latency_ms, 1), generation_note=answers.note[:500],
             moderation=verdict, is_flagged=verdict["flagged"],
@@ -317,29 +326,16 @@ def save_candidates(prompt, version, answers, decoding, *, limit=None) -> list[C
     return candidates
 
 
-def pregenerated_candidates(version, conversations, *, k, decoding=None, long_prompts="truncate"):
-    """Answer many conversations in batches now, and return `write(prompt, k)` that stores the
-    answers to a prompt with those messages as candidates (for callers that create prompts one
-    at a time, like the demo loader). Unknown messages get no candidates."""
-    import json
+def written_by_models(project):
+    """How many of the project's candidates each model version wrote: [{"version", "n"}], most first."""
+    from django.db.models import Count
 
-    model, tokenizer = loading.load_policy(version)
-    max_context = loading.context_length(model, tokenizer)
-    clean = validate_decoding(decoding, max_context=max_context)
-    unique = list({json.dumps(c, sort_keys=True): c for c in conversations}.values())
-    answers = generate_answers(
-        model, tokenizer, unique, clean, k=k, max_context=max_context, long_prompts=long_prompts,
-        batch_size=getattr(settings, "GENERATION_BATCH_SIZE", 8),
+    rows = (
+        Candidate.objects.filter(prompt__project=project, model_version__isnull=False)
+        .values("model_version").annotate(n=Count("id")).order_by("-n")
     )
-    by_messages = {json.dumps(c, sort_keys=True): a for c, a in zip(unique, answers)}
-
-    def write(prompt, wanted):
-        found = by_messages.get(json.dumps(prompt.messages, sort_keys=True))
-        if found is None or found.refused:
-            return []
-        return save_candidates(prompt, version, found, clean, limit=wanted)
-
-    return write
+    versions = ModelVersion.objects.in_bulk([row["model_version"] for row in rows])
+    return [{"version": versions[row["model_version"]], "n": row["n"]} for row in rows]
 
 
 def _advance_job(job, handled, created, refused):
@@ -354,11 +350,34 @@ def _advance_job(job, handled, created, refused):
 def start_generation(project, prompts=None, *, version=None, round=None, decoding=None, user=None) -> GenerationJob:
     """Queue generation for `prompts` (default: every prompt of the project) on the gpu queue.
     Settings are checked now, so a bad request is refused here rather than failing later."""
-    from .tasks import generate_candidates_task
-
     version = version or deployed_policy(project)
     if version is None:
         raise GenerationError(f"No policy is deployed on {project}: deploy a model version first.")
+    return _queue_job(project, prompts, version=version, round=round, decoding=decoding, user=user)
+
+
+def start_default_policy_generation(project, prompts=None, *, decoding=None, user=None) -> GenerationJob:
+    """Queue generation for `prompts` with the bundled default policy. The worker converts it
+    (once), registers it and deploys it on the project when no policy serves it, then writes:
+    nothing heavy happens here, so the caller (make demo's load_demo) returns at once.
+    Unfinished earlier jobs of this kind on the project are marked failed: make demo stops its
+    worker before it queues, so they were interrupted, and the new job picks up where they stopped
+    (prompts already answered are skipped)."""
+    with transaction.atomic():
+        job = _queue_job(project, prompts, prepare_default_policy=True, decoding=decoding, user=user)
+        GenerationJob.objects.filter(
+            project=project, prepare_default_policy=True,
+            status__in=[GenerationJob.Status.QUEUED, GenerationJob.Status.RUNNING],
+        ).exclude(pk=job.pk).update(
+            status=GenerationJob.Status.FAILED, phase="", finished_at=timezone.now(),
+            error=f"Interrupted before it finished; generation #{job.pk} picks up where it stopped.",
+        )
+    return job
+
+
+def _queue_job(project, prompts, *, version=None, round=None, decoding=None, user=None, prepare_default_policy=False):
+    from .tasks import generate_candidates_task
+
     _check_k(project.candidates_per_prompt, project_decoding(project, decoding))
     prompt_ids = (
         list(project.prompts.values_list("pk", flat=True)) if prompts is None
@@ -368,6 +387,7 @@ def start_generation(project, prompts=None, *, version=None, round=None, decodin
         job = GenerationJob.objects.create(
             project=project, round=round, model_version=version, prompt_ids=prompt_ids,
             decoding=decoding or {}, total=len(prompt_ids), created_by=user,
+            prepare_default_policy=prepare_default_policy,
         )
         transaction.on_commit(lambda: _enqueue(job, generate_candidates_task))
     return job
@@ -381,11 +401,44 @@ def _enqueue(job, task):
     GenerationJob.objects.filter(pk=job.pk).update(celery_task_id=result.id or "")
 
 
+def _phase_reporter(job, version, batch, batches, max_new_tokens, *, every_s=2.0):
+    """on_step for generate_answers: the job's phase says how far the current batch is, written
+    from its first token on, then at most every `every_s` seconds (one small UPDATE)."""
+    import time
+
+    last = [float("-inf")]
+
+    def report(tokens):
+        now = time.monotonic()
+        if now - last[0] >= every_s:
+            last[0] = now
+            _set_phase(job, f"{version} is writing: batch {batch} of {batches}, token {tokens} of up to {max_new_tokens}")
+
+    return report
+
+
+def _set_phase(job, phase):
+    if job is not None:
+        GenerationJob.objects.filter(pk=job.pk).update(phase=phase[:200])
+
+
 def run_generation_job(job_id) -> GenerationJob:
-    """Run a queued job to the end; a failure is stored on the job with its reason."""
+    """Run a queued job to the end; a failure is stored on the job with its reason. A job that
+    is already finished (superseded, or its message delivered twice) is left as it is."""
+    from .default_model import DefaultModelMissing
+
     job = GenerationJob.objects.select_related("project", "model_version", "round").get(pk=job_id)
+    if job.is_finished:
+        return job
     GenerationJob.objects.filter(pk=job.pk).update(status=GenerationJob.Status.RUNNING, started_at=timezone.now(), error="")
     try:
+        if job.prepare_default_policy and job.model_version is None:
+            _set_phase(job, "Preparing the bundled default policy (converted from GGUF once)")
+            try:
+                job.model_version = bootstrap_default_model(projects=[job.project])
+            except (DefaultModelMissing, ModelRegistryError, OSError) as error:
+                raise GenerationError(f"The bundled default policy is not available: {error}") from error
+            GenerationJob.objects.filter(pk=job.pk).update(model_version=job.model_version)
         generate_candidates(
             job.project, job.prompt_ids, version=job.model_version, round=job.round,
             decoding=job.decoding or None, job=job,
@@ -394,10 +447,12 @@ def run_generation_job(job_id) -> GenerationJob:
         log.exception("generation job %s failed", job.pk)
         message = f"{type(error).__name__}: {error}" if not isinstance(error, ValueError) else str(error)
         GenerationJob.objects.filter(pk=job.pk).update(
-            status=GenerationJob.Status.FAILED, error=message[:5000], finished_at=timezone.now()
+            status=GenerationJob.Status.FAILED, error=message[:5000], finished_at=timezone.now(), phase=""
         )
     else:
-        GenerationJob.objects.filter(pk=job.pk).update(status=GenerationJob.Status.SUCCEEDED, finished_at=timezone.now())
+        GenerationJob.objects.filter(pk=job.pk).update(
+            status=GenerationJob.Status.SUCCEEDED, finished_at=timezone.now(), phase=""
+        )
     job.refresh_from_db()
     return job
 

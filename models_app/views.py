@@ -1,18 +1,18 @@
 """HTML pages of the model registry (staff only). Thin: forms validate, services act."""
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from labeling.models import Candidate, Project
+from labeling.views import staff_required
 
 from . import services
 from .forms import DeployForm, GenerationSettingsForm, PlaygroundForm
 from .models import Deployment, GenerationJob, ModelVersion
 
 
-@staff_member_required
+@staff_required
 def version_list(request):
     versions = ModelVersion.objects.select_related("parent", "project").annotate(
         n_candidates=Count("candidates", distinct=True), n_live=Count("deployments", distinct=True)
@@ -26,7 +26,7 @@ def version_list(request):
     return render(request, "models_app/version_list.html", {"versions": versions, "kind": kind, "projects": rows})
 
 
-@staff_member_required
+@staff_required
 def version_detail(request, pk):
     version = get_object_or_404(ModelVersion.objects.select_related("parent", "training_run", "project"), pk=pk)
     return render(request, "models_app/version_detail.html", {
@@ -40,32 +40,39 @@ def version_detail(request, pk):
     })
 
 
-@staff_member_required
+@staff_required
 def candidate_lineage(request, pk):
     candidate = get_object_or_404(Candidate.objects.select_related("prompt__project", "model_version"), pk=pk)
     lineage = candidate.model_version.lineage() if candidate.model_version else []
     return render(request, "models_app/candidate_lineage.html", {"candidate": candidate, "lineage": lineage})
 
 
+def _jobs_context(project):
+    jobs = list(GenerationJob.objects.filter(project=project).select_related("model_version")[:10])
+    return {
+        "project": project, "jobs": jobs, "polling": any(not job.is_finished for job in jobs),
+        "written": services.written_by_models(project),
+    }
+
+
 def _project_context(project, **extra):
     return {
-        "project": project,
+        **_jobs_context(project),
         "deployed": services.deployed_policy(project),
         "history": Deployment.objects.filter(project=project).select_related("model_version", "deployed_by")[:50],
-        "jobs": GenerationJob.objects.filter(project=project).select_related("model_version")[:10],
         "deploy_form": DeployForm(),
         "settings_form": GenerationSettingsForm.for_project(project),
         **extra,
     }
 
 
-@staff_member_required
+@staff_required
 def project_models(request, slug):
     project = get_object_or_404(Project, slug=slug)
     return render(request, "models_app/project.html", _project_context(project))
 
 
-@staff_member_required
+@staff_required
 @require_POST
 def project_settings(request, slug):
     project = get_object_or_404(Project, slug=slug)
@@ -77,7 +84,7 @@ def project_settings(request, slug):
     return redirect("models_app:project", slug=project.slug)
 
 
-@staff_member_required
+@staff_required
 @require_POST
 def project_deploy(request, slug):
     project = get_object_or_404(Project, slug=slug)
@@ -93,7 +100,7 @@ def project_deploy(request, slug):
     return redirect("models_app:project", slug=project.slug)
 
 
-@staff_member_required
+@staff_required
 @require_POST
 def project_rollback(request, slug):
     project = get_object_or_404(Project, slug=slug)
@@ -108,7 +115,7 @@ def project_rollback(request, slug):
     return redirect("models_app:project", slug=project.slug)
 
 
-@staff_member_required
+@staff_required
 @require_POST
 def project_generate(request, slug):
     project = get_object_or_404(Project, slug=slug)
@@ -120,15 +127,18 @@ def project_generate(request, slug):
     return redirect("models_app:project", slug=project.slug)
 
 
-@staff_member_required
+@staff_required
 def project_jobs(request, slug):
     """The generation progress, as an htmx partial that polls itself while a job runs."""
     project = get_object_or_404(Project, slug=slug)
-    jobs = GenerationJob.objects.filter(project=project).select_related("model_version")[:10]
-    return render(request, "models_app/_jobs.html", {"project": project, "jobs": jobs})
+    context = _jobs_context(project)
+    response = render(request, "models_app/_jobs.html", context)
+    if request.htmx and request.GET.get("polling") and not context["polling"]:
+        response["HX-Refresh"] = "true"  # the last job finished: reload once for the new task counts
+    return response
 
 
-@staff_member_required
+@staff_required
 def playground(request):
     form = PlaygroundForm(request.POST or None)
     results, error = None, None

@@ -1,5 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.http import HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import include, path
 
 from rankloop import account_views
@@ -14,5 +16,7 @@ urlpatterns = [
     path("accounts/tokens/", account_views.api_tokens, name="api_tokens"),
     path("models/", include("models_app.urls")),
     path("rounds/", include("rlhf.urls")),
+    # Pages link the icon; this answers browsers that ask for it anyway (the admin, the API docs).
+    path("favicon.ico", lambda request: HttpResponsePermanentRedirect(static("favicon.svg"))),
     path("", include("labeling.urls")),
 ]

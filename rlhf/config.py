@@ -33,7 +33,7 @@ DEFAULTS = {
 # What every TRL config gets on top (the CPU-safe settings the project's guide asks for).
 COMMON_TRAINER_ARGS = {
     "report_to": "none", "logging_steps": 1, "save_strategy": "steps", "save_steps": 25, "save_total_limit": 1,
-    "gradient_checkpointing": False, "dataloader_pin_memory": False, "disable_tqdm": True,
+    "activation_checkpointing": False, "dataloader_pin_memory": False, "disable_tqdm": True,
     "dataloader_num_workers": 0,
 }
 DEPLOY_RULE_KEYS = {"min_win_rate": "win_rate", "min_rm_accuracy": "rm_accuracy_heldout", "max_kl": "kl_to_old",

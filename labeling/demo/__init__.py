@@ -62,12 +62,9 @@ class DemoSummary:
         return bool(self.users_created or self.projects_created or self.prompts_created or self.tasks_created)
 
 
-def load_demo(generate=None) -> DemoSummary:
-    """Create the demo users, projects, prompts, candidates and tasks that are missing.
-
-    `generate(prompt, k)` may return up to k saved Candidates for a new prompt (e.g. written
-    by the deployed model); when it is None or returns fewer than two, the hand-written
-    answers are used."""
+def load_demo() -> DemoSummary:
+    """Create the demo users, projects, prompts, hand-written candidates and tasks that are
+    missing. No model runs here: the model's answers come later, from a worker (models_app.demo)."""
     summary = DemoSummary()
     with transaction.atomic():
         users = _ensure_users(summary)
@@ -76,7 +73,7 @@ def load_demo(generate=None) -> DemoSummary:
             for index, entry in enumerate(PROMPTS):
                 answers = pick(entry, index)
                 if answers:
-                    _ensure_task(project, entry, answers, generate, summary)
+                    _ensure_task(project, entry, answers, summary)
     return summary
 
 
@@ -116,7 +113,7 @@ def _ranking_answers(entry, index):
     return answers[:3] if len(answers) >= 3 else None
 
 
-def _ensure_task(project, entry, answers, generate, summary):
+def _ensure_task(project, entry, answers, summary):
     prompt, created = Prompt.objects.get_or_create(
         project=project, external_id=f"demo:{entry['key']}",
         defaults={"messages": entry["messages"], "tags": entry["tags"], "source": "rankloop demo"},
@@ -124,16 +121,14 @@ def _ensure_task(project, entry, answers, generate, summary):
     summary.prompts_created += int(created)
     if prompt.tasks.exists():
         return
-    candidates = list(generate(prompt, len(answers)) or []) if generate else []
-    if len(candidates) < 2:
-        flagged = entry.get("flagged", {})
-        candidates = [
-            Candidate.objects.get_or_create(
-                prompt=prompt, external_source="rankloop demo", external_id=f"{entry['key']}:{i}",
-                defaults={"text": text, "is_flagged": i in flagged,
-                          "moderation": {"flagged": True, "reason": flagged[i]} if i in flagged else {}},
-            )[0]
-            for i, text in answers
-        ]
+    flagged = entry.get("flagged", {})
+    candidates = [
+        Candidate.objects.get_or_create(
+            prompt=prompt, external_source="rankloop demo", external_id=f"{entry['key']}:{i}",
+            defaults={"text": text, "is_flagged": i in flagged,
+                      "moderation": {"flagged": True, "reason": flagged[i]} if i in flagged else {}},
+        )[0]
+        for i, text in answers
+    ]
     services.create_task(prompt, candidates)
     summary.tasks_created += 1

@@ -1,4 +1,7 @@
 """Template helpers for the labeling pages: safe markdown, tier names."""
+import html
+import re
+
 import markdown_it
 import nh3
 from django import template
@@ -29,6 +32,15 @@ def render_markdown(text) -> str:
 def markdown_filter(text):
     """Markdown to sanitized HTML: no raw HTML from the text survives unescaped."""
     return mark_safe(render_markdown(text))
+
+
+@register.filter
+def plain_text(text, length=90):
+    """Markdown as one line of plain text (no markup, no code fences), cut to `length` characters."""
+    flat = html.unescape(nh3.clean(_markdown.render(str(text or "")), tags=set()))
+    flat = re.sub(r"\s+", " ", flat).strip()
+    length = int(length)
+    return flat if len(flat) <= length else flat[:length - 1].rstrip() + "…"
 
 
 @register.filter

@@ -7,7 +7,7 @@ from .test_export import rank_all
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
-CPU_ARGS = dict(max_steps=1, per_device_train_batch_size=2, bf16=False, gradient_checkpointing=False,
+CPU_ARGS = dict(max_steps=1, per_device_train_batch_size=2, bf16=False, activation_checkpointing=False,
                 dataloader_pin_memory=False, report_to="none", save_strategy="no", logging_steps=1,
                 disable_tqdm=True, use_cpu=True)
 

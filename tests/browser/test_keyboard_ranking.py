@@ -3,6 +3,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from django.urls import reverse
 
 from labeling import services
@@ -30,6 +31,9 @@ def browser_page():
         page.set_default_timeout(15000)
         yield page
         browser.close()
+        # The test's ORM calls ran while Playwright's loop was current, on connections of that
+        # context; closed here, or the test database cannot be dropped at the end of the run.
+        connections.close_all()
 
 
 def test_annotator_ranks_two_tasks_with_the_keyboard(live_server, browser_page, make_project, make_tasks, make_user):

@@ -139,3 +139,50 @@ def test_staff_project_page(client, make_project, make_tasks, admin_user, make_u
     assert "alice" in page and "bob" in page
     assert "1.5 s" in page
     assert f"/rounds/p/{project.slug}/" in page and f"/models/projects/{project.slug}/" in page
+
+
+def test_an_answer_cut_at_the_token_limit_is_marked_for_the_annotator(client, project, annotator):
+    prompt = Prompt.objects.create(project=project, messages=[{"role": "user", "content": "Q"}])
+    cut = {"max_new_tokens": 128, "finish_reason": "length"}
+    candidates = [Candidate.objects.create(prompt=prompt, text="It goes on and", decoding=cut),
+                  Candidate.objects.create(prompt=prompt, text="Done.", decoding={**cut, "finish_reason": "stop"}),
+                  Candidate.objects.create(prompt=prompt, text="Hand-written.")]
+    services.create_task(prompt, candidates)
+    client.force_login(annotator)
+    page = client.get(annotate_url(project)).content.decode()
+    assert page.count("cut at the token limit</span>") == 1
+    marked = page[page.index(f'data-candidate="{candidates[0].pk}"'):]
+    assert marked.index("cut at the token limit") < marked.index("It goes on and")
+
+
+def test_rating_selects_have_labels_that_say_the_aspect_answer_and_scale(client, make_project, annotator, make_tasks):
+    project = make_project(name="Rated", annotators=[annotator], candidates_per_prompt=2, overlap=1,
+                           rating_aspects=["helpful", "factually_correct"], rating_scale=5, shuffle_positions=False)
+    make_tasks(project, 1)
+    client.force_login(annotator)
+    page = client.get(annotate_url(project)).content.decode()
+    assert 'aria-label="Helpful, answer A (1 = poor, 5 = excellent)"' in page
+    assert 'aria-label="Factually correct, answer B (1 = poor, 5 = excellent)"' in page
+    assert '<option value="1">1 (poor)</option>' in page and '<option value="5">5 (excellent)</option>' in page
+    assert '<option value="">not rated</option>' in page
+
+
+def test_recent_activity_shows_prompt_text_and_the_ranking_as_the_annotator_saw_it(client, make_project, annotator,
+                                                                                    admin_user):
+    project = make_project(name="Seen", annotators=[annotator], mode="ranking", candidates_per_prompt=3, overlap=1)
+    prompt = Prompt.objects.create(project=project, messages=[
+        {"role": "user", "content": "Why does **this** crash?\n\n```python\nitems[3]\n```"}])
+    candidates = [Candidate.objects.create(prompt=prompt, text=f"Answer *number* {i}") for i in range(3)]
+    services.create_task(prompt, candidates)
+    assignment = services.assign_next(project, annotator)
+    a, b, c = assignment.shown_order  # the page showed them as A, B, C
+    services.submit_annotation(assignment.pk, annotator, {"ranking": [[c], [a, b]]})
+
+    client.force_login(admin_user)
+    page = client.get(reverse("labeling:project", args=[project.slug])).content.decode()
+    activity = page[page.index("Recent activity"):]
+    assert "<td>Why does this crash? items[3]</td>" in activity  # text, not markdown
+    text_of = {cand.pk: cand.text.replace("*", "") for cand in candidates}
+    assert (f'<abbr title="{text_of[c]}">C</abbr> &gt; <abbr title="{text_of[a]}">A</abbr> = '
+            f'<abbr title="{text_of[b]}">B</abbr>') in activity
+    assert f"#{c}" not in activity

@@ -32,6 +32,18 @@ def test_gguf_converts_to_a_plain_safetensors_model_with_the_same_outputs(tiny_g
         assert torch.allclose(original(ids).logits, converted(ids).logits, atol=1e-5)
 
 
+def test_default_conversion_writes_bf16_without_the_gguf_dtype_warning(tiny_gguf, tmp_path, capfd):
+    import json
+
+    from safetensors import safe_open
+
+    out = default_model.convert_gguf(tiny_gguf, tmp_path / "converted")
+    assert "fastest in float32" not in capfd.readouterr().err
+    assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"
+    with safe_open(str(next(out.glob("*.safetensors"))), "pt") as weights:
+        assert {str(weights.get_tensor(name).dtype) for name in weights.keys()} == {"torch.bfloat16"}
+
+
 def test_bootstrap_converts_once_registers_once_and_deploys_where_nothing_is(
     tiny_gguf, make_project, monkeypatch, settings
 ):

@@ -87,3 +87,24 @@ def test_long_prompt_is_truncated_from_the_left_with_a_note_or_refused(tiny):
     [refused] = generate_answers(model, tokenizer, [long_prompt, "Hi"], dict(clean), max_context=512,
                                  long_prompts="refuse")[:1]
     assert refused.refused.startswith("prompt is") and refused.texts == []
+
+
+def test_each_answer_records_whether_it_was_cut_at_the_token_limit(tiny):
+    model, tokenizer = tiny
+    [cut] = answers(tiny, ["Hi"], k=3, strategy="sample", seed=3, max_new_tokens=2)
+    assert cut.finish_reasons == ["length"] * 3  # two random tokens, no end-of-sequence
+
+    model.generation_config.forced_eos_token_id = tokenizer.eos_token_id  # the last token is always EOS
+    try:
+        [finished] = answers(tiny, ["Hi"], k=3, strategy="sample", seed=3, max_new_tokens=2)
+    finally:
+        model.generation_config.forced_eos_token_id = None
+    assert finished.finish_reasons == ["stop"] * 3
+
+
+def test_on_step_hears_the_batchs_new_token_count_after_each_step(tiny):
+    heard = []
+    model, tokenizer = tiny
+    clean = validate_decoding({"max_new_tokens": 5, "strategy": "sample", "seed": 1})
+    generate_answers(model, tokenizer, ["Hi", "Ho"], clean, k=2, max_context=512, on_step=heard.append)
+    assert heard and heard == sorted(heard) and heard[0] == 1 and heard[-1] <= 5

@@ -22,7 +22,7 @@ def project(make_project, tiny_policy):
 
 def test_pages_are_for_staff_only(client, annotator, project):
     client.force_login(annotator)
-    assert client.get(reverse("models_app:versions")).status_code == 302  # to the login page
+    assert client.get(reverse("models_app:versions")).status_code == 403  # the app's page, as everywhere
 
 
 def test_version_list_detail_and_candidate_lineage(staff_client, project, tiny_policy, tiny_model_dir, make_prompts):
@@ -96,3 +96,62 @@ def test_project_page_shows_generation_progress(staff_client, project, make_prom
     assert "1 of 4 prompts (25%)" in page and 'hx-trigger="every 2s"' in page
     partial = staff_client.get(reverse("models_app:project_jobs", args=[project.slug])).content.decode()
     assert "Running" in partial
+
+
+def test_generated_candidates_record_a_cut_and_its_lineage_page_shows_it(staff_client, project, make_prompts):
+    [task] = services.generate_candidates(project, make_prompts(project, ["Hi"]), decoding={"seed": 3})
+    candidate = task.candidates.first()
+    assert candidate.decoding["finish_reason"] == "length"  # 4 random tokens: cut
+    page = staff_client.get(reverse("models_app:candidate", args=[candidate.pk])).content.decode()
+    assert "Cut at the token limit: the model reached 4 new tokens" in page
+    version_page = staff_client.get(reverse("models_app:version", args=[candidate.model_version_id])).content.decode()
+    assert "cut at the token limit</span>" in version_page
+
+    Candidate.objects.filter(pk=candidate.pk).update(decoding={**candidate.decoding, "finish_reason": "stop"})
+    page = staff_client.get(reverse("models_app:candidate", args=[candidate.pk])).content.decode()
+    assert "Cut at the token limit" not in page
+
+
+def test_the_generation_panel_counts_answers_models_wrote_without_any_job(staff_client, project, make_prompts):
+    """e.g. a project whose answers were imported with their model, or written before jobs existed."""
+    services.generate_candidates(project, make_prompts(project, ["Hi", "Ho"]))
+    panel = staff_client.get(reverse("models_app:project_jobs", args=[project.slug])).content.decode()
+    assert "No generation yet" not in panel
+    assert "Answers written by models:" in panel and ">tiny-base</a>: 4" in panel
+
+
+def test_the_panel_stops_polling_and_reloads_the_page_once_the_last_job_finished(staff_client, project):
+    from models_app.models import GenerationJob
+
+    job = GenerationJob.objects.create(project=project, total=2, done=1, status="running")
+    url = reverse("models_app:project_jobs", args=[project.slug])
+    running = staff_client.get(url, {"polling": 1}, headers={"HX-Request": "true"})
+    assert 'hx-trigger="every 2s"' in running.content.decode() and "HX-Refresh" not in running
+    GenerationJob.objects.filter(pk=job.pk).update(status="succeeded", done=2)
+    done = staff_client.get(url, {"polling": 1}, headers={"HX-Request": "true"})
+    assert done["HX-Refresh"] == "true" and "every 2s" not in done.content.decode()
+    first_load = staff_client.get(url, headers={"HX-Request": "true"})  # the page's first load: no reload loop
+    assert "HX-Refresh" not in first_load
+
+
+def test_a_queued_default_policy_job_says_what_it_waits_for(staff_client, make_project):
+    from models_app.models import GenerationJob
+
+    project = make_project(name="Fresh demo")
+    GenerationJob.objects.create(project=project, total=3, prepare_default_policy=True)
+    panel = staff_client.get(reverse("models_app:project_jobs", args=[project.slug])).content.decode()
+    assert "bundled default policy" in panel and "it starts when a worker on the gpu queue is free" in panel
+    assert '<progress class="bar" max="100" value="0"' in panel
+
+
+def test_a_running_job_says_how_far_its_batch_is(project, make_prompts, monkeypatch):
+    """A CPU batch can take minutes: the job's phase tells the page which token it is at."""
+    from models_app.models import GenerationJob
+
+    phases = []
+    real = services._set_phase
+    monkeypatch.setattr(services, "_set_phase", lambda job, phase: (phases.append(phase), real(job, phase)))
+    job = services.start_generation(project, make_prompts(project, ["Hi"]))
+    services.run_generation_job(job.pk)
+    assert "tiny-base is writing: batch 1 of 1, token 1 of up to 4" in phases
+    assert GenerationJob.objects.get(pk=job.pk).phase == ""  # cleared when it finished

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connections
 from django.urls import reverse
 
 from rlhf import services
@@ -90,3 +91,4 @@ def test_launch_page_recounts_the_pairs_when_a_filter_changes(live_server, label
         page.wait_for_function("() => !document.querySelector('#pair-count').innerText.includes('ties left out')")
         assert "(8 in all" in page.locator("#pair-count").inner_text()
         browser.close()
+        connections.close_all()  # those the ORM opened while Playwright's loop was current

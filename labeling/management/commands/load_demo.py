@@ -1,8 +1,6 @@
 from django.core.management.base import BaseCommand
 
 from labeling.demo import load_demo
-from labeling.demo.data import PROMPTS
-from labeling.models import Project
 
 
 class Command(BaseCommand):
@@ -10,22 +8,20 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--generate", action="store_true",
-                            help="Write the candidates with the default model (make demo does); hand-written answers "
-                                 "stay the fallback. Also on with RANKLOOP_DEMO_GENERATE=1.")
+                            help="Also queue the default model's answers to the demo prompts for a Celery worker "
+                                 "(make demo does): they become more tasks beside the hand-written ones. "
+                                 "Nothing is generated in this process. Also on with RANKLOOP_DEMO_GENERATE=1.")
 
     def handle(self, *args, **options):
-        from models_app.demo import demo_generator, deploy_default_on, generation_requested
+        from models_app.demo import generation_requested, queue_demo_generation
 
-        generating = generation_requested(options["generate"])
-        generate = demo_generator(PROMPTS, log=self.stdout.write) if generating else None
-        summary = load_demo(generate=generate)
-        if generating:
-            deploy_default_on(Project.objects.filter(prompts__external_id__startswith="demo:").distinct(),
-                              log=self.stdout.write)
-        if not summary.changed:
+        summary = load_demo()
+        if summary.changed:
+            self.stdout.write(self.style.SUCCESS(
+                f"Demo loaded: {len(summary.users_created)} users, {len(summary.projects_created)} projects, "
+                f"{summary.prompts_created} prompts, {summary.tasks_created} tasks with hand-written answers."
+            ))
+        else:
             self.stdout.write("Demo data already loaded; nothing added.")
-            return
-        self.stdout.write(self.style.SUCCESS(
-            f"Demo loaded: {len(summary.users_created)} users, {len(summary.projects_created)} projects, "
-            f"{summary.prompts_created} prompts, {summary.tasks_created} tasks."
-        ))
+        if generation_requested(options["generate"]):
+            queue_demo_generation(log=self.stdout.write)
