@@ -1,5 +1,6 @@
 """The API-token settings page (/accounts/tokens/): each user creates, regenerates and revokes
-their own token. Admins manage everyone's in the Django admin (Auth Token)."""
+their own token. Admins manage everyone's in the Django admin (Auth Token). A user's tokens
+go when their password changes or they are deactivated, whatever path saves the user."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
@@ -18,6 +19,30 @@ def issue_api_token(user) -> Token:
 def revoke_api_token(user) -> bool:
     deleted, _ = Token.objects.filter(user=user).delete()
     return bool(deleted)
+
+
+def note_credential_change(sender, instance, raw=False, update_fields=None, **kwargs):
+    """pre_save of the user model: did the password hash change, or is the user being
+    deactivated? Compared with the stored row, so every path counts: the password change page,
+    the admin's set-password form, `manage.py changepassword`, set_password() and save() in
+    code, unchecking "active". A save of other fields only (a login's last_login) skips this."""
+    instance._revoke_api_tokens = False
+    if raw or instance._state.adding or instance.pk is None:
+        return
+    if update_fields is not None and not {"password", "is_active"} & set(update_fields):
+        return
+    stored = sender._default_manager.filter(pk=instance.pk).values_list("password", "is_active").first()
+    if stored is None:
+        return
+    password, was_active = stored
+    instance._revoke_api_tokens = password != instance.password or (was_active and not instance.is_active)
+
+
+def revoke_tokens_after_credential_change(sender, instance, raw=False, **kwargs):
+    """post_save: a token must not outlive the password (or the account) it was issued under."""
+    if getattr(instance, "_revoke_api_tokens", False):
+        instance._revoke_api_tokens = False
+        revoke_api_token(instance)
 
 
 @login_required

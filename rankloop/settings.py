@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "rankloop.apps.RankloopConfig",
     "labeling",
     "models_app",
     "rlhf",
