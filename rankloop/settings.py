@@ -2,6 +2,7 @@
 SQLite and a filesystem Celery broker (no server to install). Set DATABASE_URL and
 CELERY_BROKER_URL for Postgres and Redis."""
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "axes",
     "django_htmx",
     "rest_framework",
     "rest_framework.authtoken",
@@ -68,6 +70,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a lockout flagged during the view into its page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "rankloop.urls"
@@ -127,6 +131,30 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login brute-force protection (django-axes): every password login (the login page, the admin's
+# login; the API takes tokens and sessions, no passwords) goes through AxesStandaloneBackend,
+# which refuses a locked-out client before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("AXES_ENABLED", default=True)
+AXES_HANDLER = "rankloop.account_views.LoginLockoutHandler"
+# Lockout policy: a username at one address. Not the username alone: anyone could then lock
+# any annotator out just by failing their login (usernames are not secret). Not the address
+# alone: one NAT address often carries a whole annotation team. The handler adds the address
+# alone at a higher limit (RANKLOOP_LOGIN_FAILURES_PER_ADDRESS), against one address trying
+# many usernames. Many addresses on one username are left to the password validators.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+RANKLOOP_LOGIN_FAILURES_PER_ADDRESS = int(os.environ.get("RANKLOOP_LOGIN_FAILURES_PER_ADDRESS", "50"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
+AXES_RESET_ON_SUCCESS = True  # a successful login clears that username's failures at that address
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+# The client's address as the API throttles read it (REMOTE_ADDR, or NUM_PROXIES back in X-Forwarded-For).
+AXES_CLIENT_IP_CALLABLE = "rankloop.api_common.client_address"
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "labeling:home"
 LOGOUT_REDIRECT_URL = "login"
