@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.db.models import Sum
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from rest_framework.authtoken.models import Token
 
@@ -50,6 +51,7 @@ def revoke_tokens_after_credential_change(sender, instance, raw=False, **kwargs)
         revoke_api_token(instance)
 
 
+@never_cache  # Cache-Control: no-store: the page shows a new token in full once
 @login_required
 @require_http_methods(["GET", "POST"])
 def api_tokens(request):
