@@ -58,6 +58,14 @@ def test_the_api_docs_pages_allow_inline_styles_but_still_only_local_scripts(cli
         assert "Permissions-Policy" in response
 
 
+def test_the_browsable_api_allows_inline_styles_but_still_only_local_scripts(client, admin_user):
+    client.force_login(admin_user)
+    response = client.get("/api/v1/projects/", HTTP_ACCEPT="text/html")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/html")
+    policy = directives(response)
+    assert policy["script-src"] == ["'self'"] and policy["style-src"] == ["'self'", "'unsafe-inline'"]
+
+
 def test_the_token_page_is_not_stored_by_the_browser(client, annotator):
     client.force_login(annotator)
     created = client.post("/accounts/tokens/", {"action": "create"})

@@ -77,7 +77,8 @@ def test_staff_pages_and_progress_bars_work_under_the_policy(live_server, browse
     bar = page.locator(".bar[role=progressbar] > span").first
     page.wait_for_function("el => el.style.width === '50.0%' || el.style.width === '50%'", arg=bar.element_handle())
     for url in ("/rounds/", f"/rounds/p/{project.slug}/", "/models/", f"/models/projects/{project.slug}/",
-                "/models/playground/", "/admin/", "/admin/auth/user/", f"/admin/auth/user/{boss.pk}/change/"):
+                "/models/playground/", "/admin/", "/admin/auth/user/", f"/admin/auth/user/{boss.pk}/change/",
+                "/api/v1/projects/", f"/api/v1/projects/{project.slug}/"):  # the browsable API too
         page.goto(live_server.url + url)
         page.wait_for_load_state("load")
     assert violations(page, console) == []
