@@ -99,7 +99,10 @@ class SlidingWindowThrottle(SimpleRateThrottle):
             self.cache.set(f"{current}:earlier", earlier, ttl)
         if earlier + count <= self.num_requests:
             return True
-        self.cache.decr(current)
+        try:
+            self.cache.decr(current)
+        except ValueError:  # the counter expired meanwhile: nothing to take back
+            pass
         self._retry_after = self._time_until_room(self._earlier_counts() + [count - 1])
         return False
 
