@@ -198,7 +198,8 @@ SESSION_COOKIE_HTTPONLY = True
 # Content-Security-Policy (django-csp): pages load only this site's scripts, styles, images and
 # fonts; no inline script, no inline style (element or attribute), no eval, no framing, forms
 # post only here. htmx and Chart.js work under it (base.html turns off htmx's injected
-# indicator style). The API docs pages relax it for themselves (rankloop/api_urls.py).
+# indicator style). The API docs pages (rankloop/api_urls.py) and the browsable API's HTML
+# (api_common.BrowsableAPIRenderer) add inline styles for themselves, which their libraries set.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
