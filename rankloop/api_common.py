@@ -1,16 +1,17 @@
-"""What every app's API shares: keyset pagination, the admin permission, the per-token
-throttle and the mapping of service errors to HTTP answers."""
+"""What every app's API shares: keyset pagination, token authentication, the admin permission,
+the throttles and the mapping of service errors to HTTP answers."""
+import hashlib
 import logging
 
 from django.contrib.auth import get_user_model
 from django.db import DataError, IntegrityError, OperationalError
 from django.utils.translation import gettext_lazy as _
-from rest_framework import authentication, exceptions, permissions
+from rest_framework import authentication, exceptions, permissions, renderers
 from rest_framework.authtoken.models import Token
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
+from rest_framework.throttling import AnonRateThrottle, BaseThrottle, SimpleRateThrottle, UserRateThrottle
 
 log = logging.getLogger("rankloop.api")
 
@@ -62,9 +63,26 @@ class IsAdminOrReadOnly(IsAdmin):
         return super().has_permission(request, view)
 
 
-class FixedWindowThrottle(SimpleRateThrottle):
-    """A counter per time window. DRF's SimpleRateThrottle keeps (and pickles) the time of
-    every request in its window, so each request costs O(rate); this costs O(1)."""
+def client_address(request):
+    """The client's address as the throttles see it: REMOTE_ADDR, or with NUM_PROXIES set the
+    address that many proxies back in X-Forwarded-For (DRF's rule). django-axes uses it too
+    (AXES_CLIENT_IP_CALLABLE), so login lockouts and API throttles agree on who is who."""
+    return BaseThrottle().get_ident(request)
+
+
+class SlidingWindowThrottle(SimpleRateThrottle):
+    """At most `rate` requests in ANY window of the rate's length, not only in each fixed window
+    (a fixed window lets twice the rate through around its edge). Each identity counts its
+    requests per sub-window (a tenth of the window); a request is allowed when the current
+    sub-window plus the ten before it hold at most the rate. Those eleven cover every window
+    that ends now, so the bound is strict; the price is that a client pacing exactly at the
+    rate gets 10/11 of it through. Past sub-windows never change, so their sum is computed once
+    per sub-window and kept beside it: an allowed request costs two cache calls (incr and get),
+    whatever the rate. DRF's SimpleRateThrottle keeps and pickles every request's time instead,
+    so each request costs O(rate). A refused request does not count (as in DRF): a client that
+    waits for Retry-After gets back in."""
+
+    sub_windows = 10
 
     def allow_request(self, request, view):
         if self.rate is None:
@@ -73,34 +91,70 @@ class FixedWindowThrottle(SimpleRateThrottle):
         if self.key is None:
             return True
         self.now = self.timer()
-        window = int(self.now // self.duration)
-        self.window_end = (window + 1) * self.duration
-        key = f"{self.key}:{window}"
-        # incr first: only a window's first request finds no counter, so most requests make one
-        # cache call (a Redis round trip when CACHE_URL is set), not two.
+        self.step = self.duration / self.sub_windows
+        self.bucket = int(self.now // self.step)
+        ttl = self.duration + 2 * self.step + 1  # a sub-window is read until 10 more have passed
+        current = self._bucket_key(self.bucket)
+        count = self._increment(current, ttl)
+        earlier = self.cache.get(f"{current}:earlier")
+        if earlier is None:  # this identity's first request in this sub-window
+            earlier = sum(self._earlier_counts())
+            self.cache.set(f"{current}:earlier", earlier, ttl)
+        if earlier + count <= self.num_requests:
+            return True
         try:
-            count = self.cache.incr(key)
-        except ValueError:
-            if self.cache.add(key, 1, self.duration + 1):
-                return True
-            count = self.cache.incr(key)  # another request added it meanwhile
-        return count <= self.num_requests
+            self.cache.decr(current)
+        except ValueError:  # the counter expired meanwhile: nothing to take back
+            pass
+        self._retry_after = self._time_until_room(self._earlier_counts() + [count - 1])
+        return False
 
     def wait(self):
-        return max(0.0, self.window_end - self.now)
+        return self._retry_after
+
+    def _bucket_key(self, bucket):
+        return f"{self.key}:{bucket}"
+
+    def _increment(self, key, ttl):
+        # incr first: only a sub-window's first request finds no counter, so most requests
+        # make one call here, not two.
+        try:
+            return self.cache.incr(key)
+        except ValueError:
+            if self.cache.add(key, 1, ttl):
+                return 1
+            return self.cache.incr(key)  # another request added it meanwhile
+
+    def _earlier_counts(self):
+        """Counts of the sub-windows before the current one, oldest first."""
+        keys = [self._bucket_key(b) for b in range(self.bucket - self.sub_windows, self.bucket)]
+        found = self.cache.get_many(keys)
+        return [found.get(key, 0) for key in keys]
+
+    def _time_until_room(self, counts):
+        """Seconds until enough of the oldest sub-windows have left the window for one more
+        request. counts: oldest first, the current sub-window last."""
+        for oldest_kept in range(len(counts)):
+            if sum(counts[oldest_kept + 1:]) + 1 <= self.num_requests:
+                break
+        # counts[i] is sub-window bucket - sub_windows + i; it leaves when bucket + i + 1 begins.
+        return max(0.0, (self.bucket + oldest_kept + 1) * self.step - self.now)
 
 
-class AnonThrottle(FixedWindowThrottle, AnonRateThrottle):
+class AnonThrottle(SlidingWindowThrottle, AnonRateThrottle):
+    """Anonymous requests, by address. Requests whose credentials fail (an unknown token, no
+    credentials on a protected endpoint) count here too: see exception_handler."""
+
+
+class UserThrottle(SlidingWindowThrottle, UserRateThrottle):
     pass
 
 
-class UserThrottle(FixedWindowThrottle, UserRateThrottle):
-    pass
-
-
-class TokenRateThrottle(FixedWindowThrottle):
+class TokenRateThrottle(SlidingWindowThrottle):
     """Throttles each API token on its own (the user throttle counts all of a user's
-    requests together); requests without a token are left to the user/anon throttles."""
+    requests together); requests without a token are left to the user/anon throttles.
+    The cache key holds a hash of the token, never the token: whoever reads the cache
+    (a shared Redis) must not find credentials there."""
 
     scope = "token"
 
@@ -108,7 +162,30 @@ class TokenRateThrottle(FixedWindowThrottle):
         key = getattr(request.auth, "key", None)
         if not key:
             return None
-        return self.cache_format % {"scope": self.scope, "ident": key}
+        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+        return self.cache_format % {"scope": self.scope, "ident": digest}
+
+
+class FailedAuthenticationThrottle(SlidingWindowThrottle):
+    """Counts a request whose credentials failed against its address's anonymous budget
+    (the same counter as AnonThrottle): DRF checks credentials before throttles, so without
+    this someone guessing tokens would get 401s forever and never a 429."""
+
+    scope = "anon"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": client_address(request)}
+
+
+class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
+    """DRF's HTML pages of the API. Its templates carry style attributes, so these pages allow
+    inline styles in their Content-Security-Policy; scripts stay files from this site."""
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        response = (renderer_context or {}).get("response")
+        if response is not None:
+            response._csp_update = {"style-src": ["'unsafe-inline'"]}  # read by django-csp's middleware
+        return super().render(data, accepted_media_type, renderer_context)
 
 
 class IgnoreFormatParam(DefaultContentNegotiation):
@@ -148,7 +225,8 @@ def _database_refusal(exc):
 def exception_handler(exc, context):
     """Service refusals (LabelingError and the other apps' errors with a `status`) become
     their HTTP status with the message; data the database refuses becomes a 400 or 409 that
-    names the problem, with the database's own message only in the server's log."""
+    names the problem, with the database's own message only in the server's log. Failed or
+    missing credentials count against the address's anonymous rate, and past it become a 429."""
     status_code = getattr(exc, "status", None)
     message = getattr(exc, "message", None)
     if isinstance(status_code, int) and message is not None and not isinstance(exc, exceptions.APIException):
@@ -160,6 +238,10 @@ def exception_handler(exc, context):
         if code:
             body["code"] = code
         return Response(body, status=status_code)
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+        throttle = FailedAuthenticationThrottle()
+        if not throttle.allow_request(context["request"], context.get("view")):
+            exc = exceptions.Throttled(throttle.wait())
     refusal = _database_refusal(exc) if isinstance(exc, (DataError, IntegrityError, OperationalError)) else None
     if refusal is not None:
         status_code, message = refusal

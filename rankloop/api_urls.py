@@ -1,7 +1,9 @@
 """/api/v1/: every app's API views (labeling/api.py, models_app/api.py, rlhf/api.py), the
 OpenAPI 3 schema and its docs pages (Swagger UI and Redoc, served from local static files)."""
+from csp.decorators import csp_update
+from django.contrib.auth.decorators import login_required
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from labeling import api as labeling_api
@@ -21,10 +23,21 @@ router.register("model-versions", models_api.ModelVersionViewSet, basename="mode
 router.register("deployments", models_api.DeploymentViewSet, basename="deployment")
 router.register("rounds", rlhf_api.RoundViewSet, basename="round")
 
+
+
+def docs_page(view):
+    """A docs page: a person who is not logged in goes to the login page. Swagger UI and Redoc
+    set inline styles as they render (Redoc's styled-components inject <style> elements) and
+    Redoc searches in a blob: worker, so these two pages allow both; their scripts are still
+    files from this site (the Swagger split view serves its start-up script as a file)."""
+    relaxed = csp_update({"style-src": ["'unsafe-inline'"], "worker-src": ["'self'", "blob:"]})
+    return login_required(relaxed(view))
+
+
 app_name = "api"
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("docs/", docs_page(SpectacularSwaggerSplitView.as_view(url_name="api:schema")), name="docs"),
+    path("redoc/", docs_page(SpectacularRedocView.as_view(url_name="api:schema")), name="redoc"),
     path("", include(router.urls)),
 ]

@@ -11,6 +11,15 @@ from labeling.models import Candidate, Project, Prompt
 SHARED_DATA = Path(os.environ.get("RANKLOOP_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
+@pytest.fixture(autouse=True)
+def fresh_throttle_counts():
+    """Each test starts with no throttle counts: the default cache (var/cache) is shared by the
+    processes of the machine and outlives a test run."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def shared_data():
     """../shared/data, or skip: the project must pass its core tests without it."""

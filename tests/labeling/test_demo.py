@@ -1,12 +1,18 @@
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
+from django.test import RequestFactory
 
 from labeling.demo import load_demo
 from labeling.demo.data import PROMPTS
 from labeling.models import Candidate, ComparisonTask, Project, Prompt
 
 pytestmark = pytest.mark.django_db
+
+
+def log_in(username, password):
+    """authenticate() as the login page calls it: django-axes needs the request (it locks out by address)."""
+    return authenticate(RequestFactory().post("/accounts/login/"), username=username, password=password)
 
 
 def counts():
@@ -32,10 +38,10 @@ def test_load_demo_builds_both_projects_and_is_idempotent():
         assert sorted(project.annotators.values_list("username", flat=True)) == ["alice", "bob"]
     assert Candidate.objects.filter(is_flagged=True).exists()
 
-    admin = authenticate(username="admin", password="rankloop-admin")
+    admin = log_in("admin", "rankloop-admin")
     assert admin.is_staff and admin.is_superuser
-    assert authenticate(username="alice", password="rankloop-alice") is not None
-    assert authenticate(username="bob", password="rankloop-bob") is not None
+    assert log_in("alice", "rankloop-alice") is not None
+    assert log_in("bob", "rankloop-bob") is not None
 
 
 def test_every_demo_task_has_the_hand_written_answers():
