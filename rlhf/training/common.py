@@ -50,13 +50,13 @@ def _text_kind(value, name: str, where: str) -> str:
     raise DataError(f"{where}: {name} must be a string or a non-empty list of {{\"role\", \"content\"}} messages")
 
 
-def check_rows(path: str, *, required: tuple[str, ...], texts: tuple[str, ...], what: str) -> int:
+def check_and_read(path: str, *, required: tuple[str, ...], texts: tuple[str, ...], what: str) -> list[dict]:
     """Read a JSON Lines file line by line and say exactly what is wrong with it, if anything
-    (datasets' own errors on a bad file do not name the line). Returns the number of rows."""
+    (datasets' own errors on a bad file do not name the line). Returns its rows."""
     file = Path(path)
     if not file.is_file():
         raise DataError(f"{what} file {path} does not exist")
-    rows, kinds = 0, {}
+    rows, kinds = [], {}
     with file.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
@@ -77,7 +77,7 @@ def check_rows(path: str, *, required: tuple[str, ...], texts: tuple[str, ...], 
                     if kinds.setdefault(name, kind) != kind:
                         raise DataError(f"{where}: {name} is {kind} but earlier rows are {kinds[name]}; "
                                         "use one format in a file")
-            rows += 1
+            rows.append(row)
     if not rows:
         raise DataError(f"{what} file {path} has no rows")
     return rows
@@ -88,7 +88,7 @@ def load_rows(path: str, training_args, *, required: tuple[str, ...], texts: tup
     the others then read its cache)."""
     from datasets import load_dataset
 
-    check_rows(path, required=required, texts=texts, what=what)
+    check_and_read(path, required=required, texts=texts, what=what)
     with process_state(training_args).main_process_first():
         return load_dataset("json", data_files=str(path), split="train")
 

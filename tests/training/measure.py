@@ -31,13 +31,18 @@ def marker_share(path: Path, prompts: list[list[dict]], *, samples: int = 8, max
     return sum(f" {MARKER}" in f" {answer}" for answer in answers) / len(answers)
 
 
-def answer_logprob(model, tokenizer, prompt: list[dict], answer: list[dict]) -> float:
-    """Sum of the answer tokens' log-probabilities after the prompt (chat template)."""
+def answer_logprob(model, tokenizer, prompt, answer) -> float:
+    """Sum of the answer tokens' log-probabilities after the prompt: chat template for messages,
+    the texts joined for strings (TRL's standard format)."""
     import torch
 
-    prompt_ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
-                                               return_dict=True)["input_ids"]
-    ids = tokenizer.apply_chat_template(prompt + answer, tokenize=True, return_dict=True)["input_ids"]
+    if isinstance(prompt, str):
+        prompt_ids = tokenizer(prompt)["input_ids"]
+        ids = tokenizer(prompt + answer)["input_ids"]
+    else:
+        prompt_ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
+                                                   return_dict=True)["input_ids"]
+        ids = tokenizer.apply_chat_template(prompt + answer, tokenize=True, return_dict=True)["input_ids"]
     assert ids[:len(prompt_ids)] == prompt_ids
     with torch.inference_mode():
         logits = model(input_ids=torch.tensor([ids])).logits[0, len(prompt_ids) - 1:-1]
