@@ -11,7 +11,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlhf.training.progress import ProgressWriter
+from rlhf.training.progress import ProgressWriter, jsonable
 
 
 class DataError(ValueError):
@@ -211,13 +211,14 @@ def save_final(trainer, model, tokenizer, final_dir: Path, dtype):
 
 
 def write_json(path, data, *, main_process: bool = True):
-    """Write a JSON file whole (tmp then rename), from the main process only."""
+    """Write a JSON file whole (tmp then rename), from the main process only; NaN and infinities
+    (not JSON) become null."""
     if not main_process:
         return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".tmp")
-    partial.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    partial.write_text(json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     os.replace(partial, path)
 
 
@@ -227,7 +228,7 @@ def train_metrics(trainer, train_output) -> dict:
     metrics = dict(getattr(train_output, "metrics", None) or {})
     metrics.update(global_step=trainer.state.global_step, final_loss=losses[-1] if losses else None,
                    world_size=trainer.accelerator.num_processes)
-    return {k: v for k, v in metrics.items() if not (isinstance(v, float) and v != v)}  # drop NaN
+    return metrics
 
 
 def run(main, parser):

@@ -19,17 +19,18 @@ import time
 from transformers import TrainerCallback
 
 
-def _jsonable(value):
+def jsonable(value):
+    """value as plain JSON: numpy/torch scalars as numbers, NaN and infinities as None."""
     if isinstance(value, float) and not math.isfinite(value):
         return None  # NaN/inf are not JSON
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     try:
-        return _jsonable(value.item())  # numpy / torch scalars
+        return jsonable(value.item())  # numpy / torch scalars
     except (AttributeError, ValueError):
         return str(value)
 
@@ -45,7 +46,7 @@ class ProgressWriter:
         if not self.enabled:
             return
         line = {"time": round(time.time(), 3), "event": event, "step": step, "total": total}
-        line.update({k: _jsonable(v) for k, v in fields.items() if v is not None})
+        line.update({k: jsonable(v) for k, v in fields.items() if v is not None})
         with open(self.path, "a", encoding="utf-8") as file:
             file.write(json.dumps(line) + "\n")
             file.flush()

@@ -25,7 +25,7 @@ ACCELERATE = str(Path(sys.executable).with_name("accelerate"))
 # What every config needs on a CPU (the platform writes the same).
 CPU = {"bf16": False, "activation_checkpointing": False, "dataloader_pin_memory": False, "report_to": "none",
        "disable_tqdm": True, "logging_steps": 1, "seed": 0}
-TRAIN_PAIRS, HELDOUT_PAIRS = 96, 32
+TRAIN_PAIRS, HELDOUT_PAIRS = 96, 31  # 31: uneven evaluation batches, and shards of 16 and 15
 
 
 @dataclass
@@ -191,12 +191,12 @@ def reward_run(ctx, runs):
 
 @job()
 def reward_run_2p(ctx, runs):
-    """Two processes x batch 2 on the same data and seed, without held-out pairs, each process
-    recording the training examples it consumed."""
+    """Two processes x batch 2 on the same data and seed, each process recording the training
+    examples it consumed."""
     probe = ctx.launch.base / "reward-2p-probe"
     probe.mkdir()
     run = ctx.launch("reward-2p", "reward", reward_config(ctx.tiny_bf16, ctx.data, per_device_train_batch_size=2,
-                                                          use_cpu=True),
+                                                          use_cpu=True, eval_file=str(ctx.data["heldout"])),
                      processes=2, probe=True, extra_env={"SHARD_PROBE_DIR": str(probe)}).check()
     run.probe = probe
     return run
@@ -205,6 +205,12 @@ def reward_run_2p(ctx, runs):
 @job()
 def dpo_run(ctx, runs):
     return ctx.launch("dpo", "dpo", dpo_config(ctx.tiny, ctx.data)).check()
+
+
+@job()
+def dpo_rerun(ctx, runs):
+    """The DPO run again, from its own config file, into another output dir."""
+    return ctx.launch("dpo-rerun", "dpo", dpo_config(ctx.tiny, ctx.data)).check()
 
 
 @job()
@@ -280,26 +286,30 @@ def ppo_run(ctx, runs):
         "num_sample_generations": 0, "save_strategy": "no"}).check()
 
 
-def evaluate_config(name, ctx, old, new, reward, **overrides):
+def evaluate_config(name, ctx, old, new, reward, judge, **overrides):
     return {"old_policy_path": str(old), "new_policy_path": str(new), "reward_model_path": str(reward),
-            "judge_model_path": str(reward), "prompts_file": str(ctx.data["eval_prompts"]),
+            "judge_model_path": str(judge), "prompts_file": str(ctx.data["eval_prompts"]),
             "pairs_file": str(ctx.data["heldout"]), "output_file": str(ctx.launch.base / name / "evaluation.json"),
             "samples_per_prompt": 4, "max_new_tokens": 12, "max_length": 128, "seed": 0, **overrides}
 
 
-@job("sft_run", "grpo_run", "reward_run")
+@job("sft_run", "grpo_run", "reward_run", "reward_run_2p")
 def evaluate_gain_run(ctx, runs):
-    """The GRPO policy (it learned to say the marker) against its starting point."""
+    """The GRPO policy (it learned to say the marker) against its starting point; the judge is
+    the other reward model."""
     return ctx.launch("evaluate-gain", "evaluate", evaluate_config(
-        "evaluate-gain", ctx, runs["sft_run"].final, runs["grpo_run"].final, runs["reward_run"].final)).check()
+        "evaluate-gain", ctx, runs["sft_run"].final, runs["grpo_run"].final, runs["reward_run"].final,
+        runs["reward_run_2p"].final)).check()
 
 
-@job("sft_run", "reward_run")
+@job("sft_run", "reward_run", "reward_run_2p")
 def evaluate_same_run(ctx, runs):
-    """A policy against itself (the same weights); run with plain python, which works as well."""
-    return ctx.launch("evaluate-same", "evaluate", evaluate_config(
-        "evaluate-same", ctx, runs["sft_run"].final, runs["sft_run"].final, runs["reward_run"].final),
-        runner="python").check()
+    """A policy against itself (the same weights), without held-out pairs; run with plain python,
+    which works as well."""
+    config = evaluate_config("evaluate-same", ctx, runs["sft_run"].final, runs["sft_run"].final,
+                             runs["reward_run"].final, runs["reward_run_2p"].final)
+    del config["pairs_file"]
+    return ctx.launch("evaluate-same", "evaluate", config, runner="python").check()
 
 
 class Jobs:

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from tests.training import measure, synthetic
-from tests.training.conftest import HELDOUT_PAIRS, TRAIN_PAIRS
+from tests.training.conftest import CPU, HELDOUT_PAIRS, TRAIN_PAIRS
 
 pytestmark = pytest.mark.slow
 
@@ -68,9 +68,34 @@ def test_reward_model_separates_heldout_pairs_with_exact_accuracy(reward_run):
     assert metrics["eval_accuracy"] > 0.9, metrics
 
 
-def test_reward_without_heldout_pairs_reports_accuracy_not_measured(reward_run_2p):
-    metrics = reward_run_2p.metrics
-    assert metrics["eval_accuracy"] is None and metrics["eval_pairs"] == 0
+def test_two_reward_processes_count_every_heldout_pair_exactly_once(reward_run, reward_run_2p):
+    one, two = reward_run.metrics, reward_run_2p.metrics
+    assert two["world_size"] == 2 and two["eval_pairs"] == one["eval_pairs"] == HELDOUT_PAIRS
+    assert two["eval_correct"] == one["eval_correct"]
+
+
+def test_reward_without_heldout_pairs_reports_accuracy_not_measured(tiny_model_dir, data, tmp_path, monkeypatch):
+    import datasets
+
+    from rlhf.training import reward
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
+    parsed = reward.make_parser().parse_args_and_config(args=[
+        "--model_name_or_path", str(tiny_model_dir), "--train_file", str(data["pairs"]), "--output_dir",
+        str(tmp_path), "--max_steps", "1", "--per_device_train_batch_size", "2", "--save_strategy", "no",
+        *[f"--{k}={v}" for k, v in CPU.items()]])
+    reward.main(*parsed)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["eval_accuracy"] is None and metrics["eval_pairs"] == 0 and metrics["train_pairs"] == TRAIN_PAIRS
+    assert (tmp_path / "final" / "model.safetensors").exists()
+
+
+def test_a_rerun_from_the_same_files_gives_the_same_model(dpo_run, dpo_rerun):
+    from safetensors.torch import load_file
+
+    first, second = (load_file(run.final / "model.safetensors") for run in (dpo_run, dpo_rerun))
+    assert first.keys() == second.keys()
+    assert all(first[name].equal(second[name]) for name in first)
 
 
 def test_dpo_raises_the_chosen_minus_rejected_margin(dpo_run, tiny_model_dir, data):
@@ -159,6 +184,12 @@ def test_evaluate_finds_no_change_for_the_same_policy(evaluate_same_run):
     assert result["judge_disagreements"] == []
 
 
+def test_evaluate_without_heldout_pairs_reports_accuracy_not_measured(evaluate_same_run):
+    accuracy = _evaluation(evaluate_same_run)["rm_accuracy"]
+    assert accuracy["mean"] is None and accuracy["pairs"] == 0 and accuracy["verdict"] == "not measured"
+    assert _evaluation(evaluate_same_run)["figures"]["rm_accuracy_heldout"] is None
+
+
 def test_evaluate_reports_reward_model_accuracy_with_its_pair_count(evaluate_gain_run):
     accuracy = _evaluation(evaluate_gain_run)["rm_accuracy"]
     assert accuracy["pairs"] == HELDOUT_PAIRS and accuracy["method"] == "wilson"
@@ -196,6 +227,7 @@ def test_it_resumes_from_the_last_complete_checkpoint(sft_resumed_run, sft_run):
 
 
 def test_no_script_process_imported_django(request, launch):
-    for name in [*TRAINING_RUNS, "evaluate_gain_run", "evaluate_same_run", "bad_data_run", "sft_resumed_run"]:
+    for name in [*TRAINING_RUNS, "dpo_rerun", "evaluate_gain_run", "evaluate_same_run", "bad_data_run",
+                 "sft_resumed_run"]:
         request.getfixturevalue(name)
     assert not launch.trap_file.exists(), launch.trap_file.read_text()[-3000:]
