@@ -74,20 +74,69 @@ def test_two_reward_processes_count_every_heldout_pair_exactly_once(reward_run, 
     assert two["eval_correct"] == one["eval_correct"]
 
 
-def test_reward_without_heldout_pairs_reports_accuracy_not_measured(tiny_model_dir, data, tmp_path, monkeypatch):
+def _run_in_process(script, tmp_path, monkeypatch, *args):
+    """A stage's main() in this process (quicker than a launch, for what needs no other process)."""
+    import importlib
+
     import datasets
 
-    from rlhf.training import reward
-
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
-    parsed = reward.make_parser().parse_args_and_config(args=[
-        "--model_name_or_path", str(tiny_model_dir), "--train_file", str(data["pairs"]), "--output_dir",
-        str(tmp_path), "--max_steps", "1", "--per_device_train_batch_size", "2", "--save_strategy", "no",
-        *[f"--{k}={v}" for k, v in CPU.items()]])
-    reward.main(*parsed)
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    module = importlib.import_module(f"rlhf.training.{script}")
+    parsed = module.make_parser().parse_args_and_config(args=[
+        "--output_dir", str(tmp_path / "out"), "--save_strategy", "no", *[f"--{k}={v}" for k, v in CPU.items()],
+        *args])
+    module.main(*parsed)
+    return tmp_path / "out"
+
+
+def test_reward_without_heldout_pairs_reports_accuracy_not_measured(tiny_model_dir, data, tmp_path, monkeypatch):
+    out = _run_in_process("reward", tmp_path, monkeypatch, "--model_name_or_path", str(tiny_model_dir),
+                          "--train_file", str(data["pairs"]), "--max_steps", "1", "--per_device_train_batch_size", "2")
+    metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["eval_accuracy"] is None and metrics["eval_pairs"] == 0 and metrics["train_pairs"] == TRAIN_PAIRS
-    assert (tmp_path / "final" / "model.safetensors").exists()
+    assert (out / "final" / "model.safetensors").exists()
+
+
+def test_reward_with_use_margin_needs_a_margin_in_every_row(tiny_model_dir, data, tmp_path, monkeypatch):
+    rows = data["pairs"].read_text().splitlines()[:4]
+    with_margin = synthetic.write_jsonl(tmp_path / "margin.jsonl", [json.loads(r) for r in rows])
+    out = _run_in_process("reward", tmp_path / "ok", monkeypatch, "--model_name_or_path", str(tiny_model_dir),
+                          "--train_file", str(with_margin), "--use_margin", "true", "--max_steps", "1",
+                          "--per_device_train_batch_size", "2")
+    assert (out / "final" / "model.safetensors").exists()
+    without = json.loads(rows[1])
+    del without["margin"]
+    bad = synthetic.write_jsonl(tmp_path / "no-margin.jsonl", [json.loads(rows[0]), without])
+    from rlhf.training.common import DataError
+
+    with pytest.raises(DataError, match=f"{bad} line 2: missing margin"):
+        _run_in_process("reward", tmp_path / "bad", monkeypatch, "--model_name_or_path", str(tiny_model_dir),
+                        "--train_file", str(bad), "--use_margin", "true", "--max_steps", "1")
+
+
+def test_lora_training_saves_full_weights_with_the_adapters_merged(tiny_model_dir, data, tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    out = _run_in_process("sft", tmp_path, monkeypatch, "--model_name_or_path", str(tiny_model_dir),
+                          "--train_file", str(data["sft"]), "--max_steps", "2", "--learning_rate", "0.01",
+                          "--per_device_train_batch_size", "4", "--use_peft", "true", "--lora_r", "4",
+                          "--lora_alpha", "8", "--lora_target_modules", "all-linear")
+    assert not (out / "final" / "adapter_config.json").exists()
+    before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(out / "final" / "model.safetensors")
+    assert before.keys() == after.keys()  # a plain model, no LoRA weights left
+    changed = [name for name in before if not before[name].equal(after[name])]
+    assert changed and all("proj" in name for name in changed), changed
+
+
+def test_a_lora_reward_model_is_saved_as_a_full_sequence_classifier(tiny_model_dir, data, tmp_path, monkeypatch):
+    from transformers import AutoModelForSequenceClassification
+
+    out = _run_in_process("reward", tmp_path, monkeypatch, "--model_name_or_path", str(tiny_model_dir),
+                          "--train_file", str(data["pairs"]), "--max_steps", "2", "--per_device_train_batch_size", "2",
+                          "--use_peft", "true", "--lora_r", "4", "--lora_alpha", "8")
+    assert not (out / "final" / "adapter_config.json").exists()
+    model = AutoModelForSequenceClassification.from_pretrained(out / "final")
+    assert model.config.num_labels == 1 and model.config.pad_token_id is not None
 
 
 def test_a_rerun_from_the_same_files_gives_the_same_model(dpo_run, dpo_rerun):
