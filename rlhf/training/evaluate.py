@@ -125,8 +125,11 @@ def sample(model, tokenizer, prompts, args, on_batch):
     from transformers import GenerationConfig
 
     stops = stop_ids(model, tokenizer)
-    config = GenerationConfig(do_sample=True, temperature=args.temperature, top_k=0, top_p=1.0,
-                              repetition_penalty=1.0, max_new_tokens=args.max_new_tokens,
+    # Plain sampling at `temperature` (what KL is computed for): every filter the model's own
+    # generation_config might turn on is set to a no-op here.
+    config = GenerationConfig(do_sample=True, temperature=args.temperature, top_k=0, top_p=1.0, min_p=0.0,
+                              typical_p=1.0, repetition_penalty=1.0, no_repeat_ngram_size=0,
+                              max_new_tokens=args.max_new_tokens,
                               num_return_sequences=args.samples_per_prompt,
                               pad_token_id=tokenizer.pad_token_id, eos_token_id=sorted(stops) or None)
     torch.manual_seed(args.seed)  # the same random numbers for both policies
