@@ -262,7 +262,7 @@ def bad_data_run(ctx, runs):
 def online_config(runs, data, **overrides):
     return {**CPU, "model_name_or_path": str(runs["sft_run"].final),
             "reward_model_path": str(runs["reward_run"].final), "train_file": str(data["rl_prompts"]),
-            "max_steps": 20, "per_device_train_batch_size": 8, "num_generations": 8, "max_completion_length": 12,
+            "max_steps": 40, "per_device_train_batch_size": 8, "num_generations": 8, "max_completion_length": 12,
             "learning_rate": 1e-3, "beta": 0.0, "save_strategy": "no", **overrides}
 
 
