@@ -4,6 +4,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.urls import reverse
 
@@ -38,7 +39,7 @@ def test_the_worker_writes_the_demo_answers_as_more_tasks_beside_the_hand_writte
     assert written.exists() and all(c.decoding["finish_reason"] in ("stop", "length") for c in written)
 
     # The staff page's generation panel says what the model wrote.
-    client.login(username="admin", password="rankloop-admin")
+    client.force_login(get_user_model().objects.get(username="admin"))
     project = Project.objects.order_by("id").first()
     panel = client.get(reverse("models_app:project_jobs", args=[project.slug])).content.decode()
     assert "Succeeded" in panel and f"{DEFAULT_MODEL_NAME}" in panel and "No generation yet" not in panel
