@@ -75,3 +75,14 @@ def sft_rows(n: int, *, marker_share: float, start: int = 0, seed: int = 0) -> l
 def prompt_rows(n: int, *, start: int = 0, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
     return [{"prompt": prompt_messages(i, rng)} for i in range(start, start + n)]
+
+
+def random_pairs(n: int, *, start: int = 0, seed: int = 0) -> list[dict]:
+    """The marker pairs with a coin flip for which answer is chosen: preferences nothing can learn
+    (the marker is as often in the rejected answer as in the chosen one)."""
+    rng = random.Random(seed + 7919)
+    rows = marker_pairs(n, start=start, seed=seed)
+    for row in rows:
+        if rng.random() < 0.5:
+            row["chosen"], row["rejected"] = row["rejected"], row["chosen"]
+    return rows
