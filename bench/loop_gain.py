@@ -162,13 +162,16 @@ def main():
                          "max_length": sizes["max_length"], "prompts_file": str(files["prompts"]),
                          "pairs_file": str(files["heldout"])}
 
-    def reward_model(name, train):
+    def reward_model(name, train, heldout=False):
+        """(A round's reward model is scored on the held-out pairs by evaluate.py.)"""
         run = stages.launch("reward", config(reward_defaults, options.device, model_name_or_path=str(model),
-                                             train_file=str(train), eval_file=str(files["heldout"])),
+                                             train_file=str(train),
+                                             **({"eval_file": str(files["heldout"])} if heldout else {})),
                             work / name, threads=threads)
         m = run["metrics"]
-        print(f"  {name}: {m['train_pairs']} pairs, {m['global_step']} steps, held-out accuracy "
-              f"{m['eval_accuracy']:.3f} on {m['eval_pairs']} pairs, {run['seconds'] / 60:.1f} min", flush=True)
+        accuracy = f", held-out accuracy {m['eval_accuracy']:.3f} on {m['eval_pairs']} pairs" if heldout else ""
+        print(f"  {name}: {m['train_pairs']} pairs, {m['global_step']} steps{accuracy}, "
+              f"{run['seconds'] / 60:.1f} min", flush=True)
         return run
 
     def evaluate(name, old, new, reward):
@@ -184,7 +187,7 @@ def main():
               f"side, held-out accuracy {judge['metrics']['eval_accuracy']:.3f})", flush=True)
     else:
         print("judge reward model (prompts the rounds never see)…", flush=True)
-        judge = reward_model("judge", files["judge"])
+        judge = reward_model("judge", files["judge"], heldout=True)
 
     rounds = []
     print("round 1: reward model, then DPO from the default model…", flush=True)

@@ -48,6 +48,9 @@ def main():
     parser.add_argument("--lora-r", type=int, default=None, help="LoRA rank; 0 trains all weights.")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--threads", type=int, default=0, help="OMP threads per process (0: torch's default).")
+    parser.add_argument("--rescore", action="store_true",
+                        help="Also score the saved model on the held-out pairs with evaluate.py's scorer (the one "
+                             "a round's evaluation uses) and print both figures.")
     parser.add_argument("--workdir", type=Path, default=None)
     options = parser.parse_args()
     if not options.data.exists():
@@ -88,6 +91,14 @@ def main():
     run = stages.launch("reward", config, work / "reward", threads=options.threads or None)
     metrics = run["metrics"]
     figure = stats.wilson_interval(metrics["eval_correct"], metrics["eval_pairs"])
+    rescored = None
+    if options.rescore:
+        from rlhf.training import evaluate
+
+        model_, tokenizer = evaluate.load_scorer(str(run["final"]), "float32")
+        rescored = evaluate.pair_accuracy(model_, tokenizer, heldout, config["max_length"], 16, 0.95)
+        print(f"saved model scored by evaluate.py: {rescored['mean']:.4f} [{rescored['low']:.4f}, "
+              f"{rescored['high']:.4f}] on {rescored['pairs']} pairs")
     minutes = (time.perf_counter() - began) / 60
     print(f"trained {metrics['global_step']} steps on {metrics['train_pairs']} pairs in {run['seconds'] / 60:.1f} min "
           f"(final loss {metrics['final_loss']:.4f}); settings: "
@@ -102,6 +113,8 @@ def main():
         "steps": metrics["global_step"], "final_loss": stages.figure(metrics["final_loss"]), "device": options.device,
         "max_length": config["max_length"], "learning_rate": config["learning_rate"],
         "epochs": config["num_train_epochs"], "lora_r": config["lora_r"] if config.get("use_peft") else 0,
+        **({"rescored_accuracy": stages.figure(rescored["mean"]), "rescored_ci_low": stages.figure(rescored["low"]),
+            "rescored_pairs": rescored["pairs"]} if rescored else {}),
     }))
 
 
