@@ -54,9 +54,12 @@ def bucket(row: dict, salt: str = "") -> float:
 
 
 def hh_pairs(path: Path = HH_PAIRS, *, max_chars: int | None = None) -> list[dict]:
-    """The shared HH pairs, conversational; with max_chars, only those whose prompt and answers are
-    at most that many characters in all (a cheap pre-filter before max_length)."""
-    rows = [conversational(r) for r in read_rows(path, 0)]
+    """The shared HH pairs, conversational, in a stable order by a hash of the prompt (the file is
+    sorted by subset: its first few hundred pairs are all harmless-base red-team prompts, whose
+    "chosen" answers refuse, so a reward model trained on a prefix of the file learns the opposite
+    of what helpful-base wants); with max_chars, only those whose prompt and answers are at most
+    that many characters in all (a cheap pre-filter before max_length)."""
+    rows = sorted((conversational(r) for r in read_rows(path, 0)), key=lambda r: (bucket(r, "order"), r["id"]))
     if max_chars:
         rows = [r for r in rows if sum(len(m["content"]) for m in r["prompt"])
                 + max(len(r["chosen"][0]["content"]), len(r["rejected"][0]["content"])) <= max_chars]
