@@ -60,9 +60,10 @@ class GpuMemory:
 
 
 def cpu(options, work: Path):
-    model = stages.default_model_dir()
+    model = options.model or stages.default_model_dir()
     max_length = options.max_length or 128
-    rows = stages.fits(stages.hh_pairs(options.data), model, max_length)[:options.pairs or 48]
+    wanted = options.pairs or 48
+    rows = stages.fits(stages.hh_pairs(options.data)[:8 * wanted], model, max_length)[:wanted]
     train = stages.write_jsonl(work / "train.jsonl", rows)
     tokens = stages.prompt_tokens(rows, model)
     cores = options.cores or os.cpu_count()
@@ -98,7 +99,7 @@ def cuda(options, work: Path):
     gpus = torch.cuda.device_count()
     if not gpus:
         sys.exit("--device cuda: no GPU")
-    model = stages.default_model_dir()
+    model = options.model or stages.default_model_dir()
     max_length = options.max_length or 512
     rows = stages.fits(stages.hh_pairs(options.data), model, max_length)[:options.pairs or 2000]
     pairs = stages.write_jsonl(work / "pairs.jsonl", rows)
@@ -148,6 +149,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=None, help="Global batch (CPU) / per device (cuda).")
     parser.add_argument("--steps", type=int, default=None, help="cuda: steps per stage (default 60).")
     parser.add_argument("--cores", type=int, default=None, help="CPU: cores to split between the processes.")
+    parser.add_argument("--model", type=Path, default=None, help="Another model directory (e.g. a tiny one).")
     parser.add_argument("--workdir", type=Path, default=None)
     options = parser.parse_args()
     if not options.data.exists():
