@@ -15,7 +15,8 @@ on by anything).
   t intervals, the judge's win rate over the parent with a bootstrap interval, and the round's
   wall time (its reward model + policy stage + evaluation; the judge's training is not in it).
 
-    .venv/bin/python bench/loop_gain.py --quick           # smoke size (CPU, about half an hour here)
+    .venv/bin/python bench/loop_gain.py --quick           # smoke size: 21 min on a shared 2-core box
+                                                          # (with --judge-model; a judge of 256 pairs adds ~35)
     .venv/bin/python bench/loop_gain.py                   # CPU size
     .venv/bin/python bench/loop_gain.py --device cuda     # realistic size
 
@@ -38,7 +39,7 @@ from rlhf.training import defaults  # noqa: E402
 
 # pairs per round stage (round 1, round 2), judge pairs, held-out pairs and prompts, GRPO steps, answer length
 SIZES = {
-    "quick": {"pairs": 96, "judge_pairs": 256, "heldout_pairs": 64, "eval_prompts": 24, "grpo_steps": 8,
+    "quick": {"pairs": 32, "judge_pairs": 256, "heldout_pairs": 64, "eval_prompts": 12, "grpo_steps": 8,
               "new_tokens": 32, "max_length": 128},
     "cpu": {"pairs": 160, "judge_pairs": 256, "heldout_pairs": 150, "eval_prompts": 64, "grpo_steps": 20,
             "new_tokens": 48, "max_length": 128},
