@@ -5,7 +5,9 @@ rlhf/training/defaults.py) on the same HH pairs and seed with 1 process x batch 
 processes x batch B/2 (the same global batches; --multi_gpu + use_cpu: gloo, as
 rlhf/training/__init__.py documents), the CPU's cores split between the processes (OMP threads
 cores / processes). Prints tokens/s (the training pairs' tokens, both answers, over the trainer's
-train_runtime), the speed-up and both final losses.
+train_runtime), the speed-up and both final losses. On a CPU shared with other jobs the speed-up
+reads whatever else ran during each half (a first run measured 2.95x on 2 cores, which only says
+the one-process half was starved); the loss comparison does not depend on the load.
 
     .venv/bin/python bench/train_scale.py                  # default model, 48 pairs, max_length 128
     .venv/bin/python bench/train_scale.py --device cuda    # default model, 2,000 pairs, max_length 512:
