@@ -43,7 +43,7 @@ def main():
     if options.threads:
         env["RLHF_TORCH_THREADS"] = str(options.threads)
     setup_django(env)
-    from rlhf import trainers
+    from rlhf import launcher
 
     link_default_model(store)
 
@@ -57,7 +57,7 @@ def main():
     print(f"seeded {len(rows)} pairs into {round.project} in {seed_s:.1f} s; training the reward model…",
           flush=True)
     began = time.perf_counter()
-    status = trainers.execute(run)
+    status = launcher.execute(run)
     train_s = time.perf_counter() - began
     run.refresh_from_db()
     round.refresh_from_db()

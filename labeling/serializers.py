@@ -43,7 +43,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             "id", "name", "slug", "description", "instructions", "mode", "candidates_per_prompt", "overlap",
             "lease_seconds", "allow_ties", "rating_aspects", "rating_scale", "flag_choices", "shuffle_positions",
             "gold_share", "heldout_percent", "decoding_config", "flagged_candidates", "long_prompts",
-            "is_archived", "created_at",
+            "launcher", "judge", "is_archived", "created_at",
         ]
         read_only_fields = ["id", "created_at"]
 
@@ -56,6 +56,18 @@ class ProjectSerializer(serializers.ModelSerializer):
                 raise serializers.ValidationError({name: "A list of names (an empty list for none), not null."})
         if "decoding_config" in attrs and not isinstance(attrs["decoding_config"], dict):
             raise serializers.ValidationError({"decoding_config": "An object of decoding settings."})
+        if "launcher" in attrs:
+            from rlhf import config as round_config
+            from rlhf.services import RoundError
+
+            try:
+                attrs["launcher"] = round_config.validate_launcher(attrs["launcher"])
+                round_config.launcher_settings(attrs["launcher"], {})
+            except RoundError as exc:
+                raise serializers.ValidationError({"launcher": str(exc)})
+        judge = attrs.get("judge")
+        if judge is not None and judge.kind != "reward":
+            raise serializers.ValidationError({"judge": f"{judge} is a {judge.kind} model; a judge is a reward model."})
         mode = attrs.get("mode", getattr(self.instance, "mode", Project.Mode.PAIRWISE))
         k = attrs.get("candidates_per_prompt", getattr(self.instance, "candidates_per_prompt", 2))
         if mode == Project.Mode.PAIRWISE and k != 2:

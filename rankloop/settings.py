@@ -274,6 +274,12 @@ RLHF_HEARTBEAT_TIMEOUT_S = int(os.environ.get("RLHF_HEARTBEAT_TIMEOUT_S", "120")
 RLHF_TORCH_THREADS = int(os.environ.get("RLHF_TORCH_THREADS", "0"))  # 0: torch's default
 # A run that succeeds deletes its intermediate checkpoints (its model version is saved apart).
 RLHF_KEEP_CHECKPOINTS = env_bool("RLHF_KEEP_CHECKPOINTS", default=False)
+# Each stage runs as `accelerate launch` of its script (rlhf/launcher.py); a cancel sends SIGTERM
+# to the run's process group, then SIGKILL after RLHF_CANCEL_GRACE_S seconds.
+RLHF_CANCEL_GRACE_S = float(os.environ.get("RLHF_CANCEL_GRACE_S", "10"))
+# The only folder whose files a project or round may name as its DeepSpeed/FSDP accelerate config
+# (launcher setting config_file); "" (the default): none may.
+RANKLOOP_LAUNCHER_CONFIG_DIR = os.environ.get("RANKLOOP_LAUNCHER_CONFIG_DIR", "")
 
 # Models: where converted and trained weights live.
 MODEL_STORE = Path(os.environ.get("MODEL_STORE", VAR_DIR / "models"))

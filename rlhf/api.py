@@ -17,7 +17,7 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrainingRun
         fields = ["id", "kind", "status", "step", "total_steps", "heartbeat_at", "error", "started_at", "finished_at",
-                  "config"]
+                  "config", "command"]
         read_only_fields = fields
 
 
@@ -38,7 +38,7 @@ class RoundSerializer(serializers.ModelSerializer):
     class Meta:
         model = Round
         fields = ["id", "project", "number", "state", "label", "algorithm", "hyperparameters", "data_filters",
-                  "deploy_rule", "policy_in", "policy_out", "reward_model", "metrics", "error", "started_by",
+                  "deploy_rule", "launcher", "policy_in", "policy_out", "reward_model", "metrics", "error", "started_by",
                   "created_at", "updated_at", "percent", "progress", "next_step", "actions", "runs"]
         read_only_fields = fields
 
@@ -71,6 +71,9 @@ class LaunchSerializer(serializers.Serializer):
                                             help_text='e.g. {"policy": {"learning_rate": 1e-6}}')
     data_filters = serializers.JSONField(required=False, default=dict, help_text='e.g. {"min_agreement": 0.6}')
     deploy_rule = serializers.JSONField(required=False, default=dict, help_text='e.g. {"min_win_rate": 0.55}')
+    launcher = serializers.JSONField(required=False, default=dict,
+                                     help_text='accelerate launch settings over the project\'s, e.g. '
+                                               '{"num_processes": 2, "mixed_precision": "bf16"}')
 
 
 class DeployRoundSerializer(serializers.Serializer):
@@ -104,7 +107,8 @@ class RoundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         try:
             round = services.launch_round(values["project"], user=request.user, algorithm=values["algorithm"],
                                           hyperparameters=values["hyperparameters"],
-                                          data_filters=values["data_filters"], deploy_rule=values["deploy_rule"])
+                                          data_filters=values["data_filters"], deploy_rule=values["deploy_rule"],
+                                          launcher=values["launcher"])
         except services.RoundError as exc:
             raise ServiceRefusal(str(exc))
         return self._answer(round, status.HTTP_201_CREATED)

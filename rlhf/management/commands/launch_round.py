@@ -72,6 +72,8 @@ class Command(BaseCommand):
                 raise CommandError(f"Gave up waiting after {timeout:.0f} s; the round goes on.")
             time.sleep(1)
         for name, value in sorted(round.metrics.items()):
+            if isinstance(value, (dict, list)):  # the evaluation's whole output: the API and page show it
+                continue
             self.stdout.write(f"  {name}: {services.shown_metric(value)}")
         if round.state == Round.State.FAILED:
             raise CommandError(f"Round {round.number} failed: {round.error}")
