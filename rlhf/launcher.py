@@ -206,21 +206,25 @@ def resolve_launch(round: Round, *, several_processes: bool = True) -> Launch:
 
 
 def command_line(script: str, config_path: Path, launch: Launch, *, several_processes: bool = True) -> list[str]:
-    """`accelerate launch --quiet ...` of a stage script (accelerate's own multi-node flags)."""
+    """`accelerate launch --quiet ...` of a stage script, every setting given (accelerate's own
+    multi-node flags), so accelerate neither guesses nor warns; with a config file (DeepSpeed,
+    FSDP) only what the settings set explicitly overrides it."""
     command = [str(Path(sys.executable).with_name("accelerate")), "launch", "--quiet"]
     values = launch.settings if several_processes else {}
-    if values.get("config_file"):
-        command += ["--config_file", str(round_config.resolve_config_file(values["config_file"]))]
+    config_file = values.get("config_file")
+    if config_file:
+        command += ["--config_file", str(round_config.resolve_config_file(config_file))]
     elif launch.total > 1:
         command += ["--multi_gpu"]  # on a CPU too: torchrun starts the processes, use_cpu joins them over gloo
-    command += ["--num_processes", str(launch.total)]
+    command += ["--num_processes", str(launch.total), "--num_machines", str(launch.machines)]
     if launch.machines > 1:
-        command += ["--num_machines", str(launch.machines), "--machine_rank", str(values.get("machine_rank", 0)),
-                    "--main_process_ip", values["main_process_ip"]]
+        command += ["--machine_rank", str(values.get("machine_rank", 0)), "--main_process_ip", values["main_process_ip"]]
     if launch.total > 1:
         command += ["--main_process_port", str(values.get("main_process_port") or free_port())]
-    if launch.mixed_precision != "no" and several_processes:
+    if not config_file or values.get("mixed_precision"):
         command += ["--mixed_precision", launch.mixed_precision]
+    if not config_file:
+        command += ["--dynamo_backend", "no"]
     return command + [f"rlhf/training/{script}.py", "--config", str(config_path)]
 
 

@@ -176,6 +176,6 @@ def labeled_project(project_with_policy):
 TINY = {
     "reward": {"max_steps": 2, "per_device_train_batch_size": 2},
     "policy": {"max_steps": 2},
-    "eval": {"prompts": 3, "max_new_tokens": 8},
+    "eval": {"prompts": 3, "samples_per_prompt": 2, "max_new_tokens": 8},
 }
 TINY_PPO = {**TINY, "policy": {"total_episodes": 4, "response_length": 8}}
