@@ -289,7 +289,18 @@ def trainer_args(stage: str, settings: dict, *, output_dir: str, seed: int):
 
 LAUNCHER_KEYS = ("num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port",
                  "mixed_precision", "config_file", "use_vllm")
-HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){LABEL}(?:\.{LABEL})*$")  # a host name or an IPv4 address
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def launcher_config_dir():
@@ -341,7 +352,7 @@ def validate_launcher(values, *, where: str = "launcher") -> dict:
         if name in checks:
             clean[name] = checks[name].check(f"{where}.{name}", value)
         elif name == "main_process_ip":
-            if value is not None and (not isinstance(value, str) or not HOSTNAME.fullmatch(value)):
+            if value is not None and (not isinstance(value, str) or not (HOSTNAME.fullmatch(value) or _is_ip(value))):
                 raise _error(f"{where}.main_process_ip must be an IP address or a host name.")
             clean[name] = value
         elif name == "config_file":

@@ -218,7 +218,8 @@ def command_line(script: str, config_path: Path, launch: Launch, *, several_proc
         command += ["--multi_gpu"]  # on a CPU too: torchrun starts the processes, use_cpu joins them over gloo
     command += ["--num_processes", str(launch.total), "--num_machines", str(launch.machines)]
     if launch.machines > 1:
-        command += ["--machine_rank", str(values.get("machine_rank", 0)), "--main_process_ip", values["main_process_ip"]]
+        command += ["--machine_rank", str(values.get("machine_rank", 0)),
+                    "--main_process_ip", values["main_process_ip"]]
     if launch.total > 1:
         command += ["--main_process_port", str(values.get("main_process_port") or free_port())]
     if not config_file or values.get("mixed_precision"):
@@ -431,8 +432,8 @@ def launch(run: TrainingRun, stage: Stage, folder: Path) -> None:
     write_text(folder / "command.sh", f"#!/bin/sh\n# run {run.pk} ({run.get_kind_display()}), rerun by hand\n"
                                       f"cd {shlex.quote(str(ROOT))} && {line}\n")
     services.record_command(run.pk, line)
-    services.append_log(run.pk, f"launch: {launch_settings.total} process(es), "
-                                f"{launch_settings.gpus or 'no'} GPU(s), mixed precision {launch_settings.mixed_precision}\n")
+    services.append_log(run.pk, f"launch: {launch_settings.total} process(es), {launch_settings.gpus or 'no'} "
+                                f"GPU(s), mixed precision {launch_settings.mixed_precision}\n")
     code = supervise(run, folder, command, env)
     if code != 0:
         tail = stderr_tail(folder / "stderr.log")

@@ -70,7 +70,8 @@ def test_a_run_that_succeeds_leaves_its_files_to_rerun_it_by_hand(reward_run, se
     rows = [json.loads(line) for line in (folder / "train.jsonl").read_text().splitlines()]
     assert len(rows) == version.metrics["pairs_train"] and {"prompt", "chosen", "rejected"} <= set(rows[0])
     assert json.loads((folder / "launcher.json").read_text())["num_processes_per_machine"] == 1
-    assert "accelerate launch --quiet --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no rlhf/training/reward.py --config" in reward_run.command
+    assert ("accelerate launch --quiet --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no "
+            f"rlhf/training/reward.py --config {folder / 'config.yaml'}") in reward_run.command
     assert reward_run.command in (folder / "command.sh").read_text()
 
     # A user reruns the stage by hand with the recorded files and gets a model again.
