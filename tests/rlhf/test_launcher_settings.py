@@ -16,8 +16,9 @@ def refused(values, **kw):
 
 def command(settings_values, gpus, monkeypatch, tmp_path, *, several=True):
     monkeypatch.setattr(launcher, "gpu_count", lambda: gpus)
-    round = Round(launcher=settings_values)
-    round.project = type("P", (), {"launcher": {}})()
+    from labeling.models import Project
+
+    round = Round(launcher=settings_values, project=Project(name="p", launcher={}))
     resolved = launcher.resolve_launch(round, several_processes=several)
     line = launcher.command_line("dpo", tmp_path / "config.yaml", resolved, several_processes=several)
     return " ".join(line[1:])
