@@ -17,7 +17,8 @@ def bench_env(db: str, model_store: Path) -> dict:
     if db == "sqlite":
         database_url = ""
     else:
-        database_url = recreate_postgres_database("rankloop_bench_rlhf")
+        # RANKLOOP_BENCH_DB: another name, so benchmarks run side by side do not drop each other's
+        database_url = recreate_postgres_database(os.environ.get("RANKLOOP_BENCH_DB", "rankloop_bench_rlhf"))
     return {"DATABASE_URL": database_url, "MODEL_STORE": str(model_store), "HF_HUB_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false", "TRL_EXPERIMENTAL_SILENCE": "1", "LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT), "RANKLOOP_VAR_DIR": str(model_store.parent / "var")}
