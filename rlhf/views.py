@@ -31,7 +31,7 @@ def project_rounds(request, slug):
             round = services.launch_round(
                 project, user=request.user, algorithm=form.cleaned_data["algorithm"],
                 hyperparameters=form.cleaned_data["hyperparameters"], data_filters=form.data_filters(),
-                deploy_rule=form.deploy_rule(),
+                deploy_rule=form.deploy_rule(), launcher=form.cleaned_data["launcher"],
             )
         except services.RoundError as exc:
             form.add_error(None, str(exc))

@@ -108,3 +108,15 @@ def test_the_api_refuses_bad_settings_with_a_400(staff_api, labeled_project, mon
     launch = staff_api.post("/api/v1/rounds/", {"project": labeled_project.slug, "algorithm": "dpo",
                                                 "launcher": {"num_processes": 2}}, format="json")
     assert launch.status_code == 201 and launch.json()["launcher"] == {"num_processes": 2}
+
+
+def test_the_launch_page_says_what_is_wrong_with_its_launcher_settings(admin_client, labeled_project, monkeypatch):
+    from django.urls import reverse
+
+    monkeypatch.setattr(services, "enqueue_chain", lambda round: None)
+    url = reverse("rlhf:project", args=[labeled_project.slug])
+    page = admin_client.post(url, {"algorithm": "dpo", "launcher": '{"num_machines": 2}'})
+    assert page.status_code == 400 and b"main_process_ip is needed when num_machines is above 1" in page.content
+    assert not Round.objects.exists()
+    admin_client.post(url, {"algorithm": "dpo", "launcher": '{"num_processes": 1}'})
+    assert Round.objects.get().launcher == {"num_processes": 1}
