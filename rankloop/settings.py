@@ -277,6 +277,9 @@ RLHF_KEEP_CHECKPOINTS = env_bool("RLHF_KEEP_CHECKPOINTS", default=False)
 # Each stage runs as `accelerate launch` of its script (rlhf/launcher.py); a cancel sends SIGTERM
 # to the run's process group, then SIGKILL after RLHF_CANCEL_GRACE_S seconds.
 RLHF_CANCEL_GRACE_S = float(os.environ.get("RLHF_CANCEL_GRACE_S", "10"))
+# "python": a one-process CPU run starts its script with plain python instead of accelerate
+# launch (the same run, without accelerate's own start-up; the tests' workers use it).
+RLHF_SINGLE_PROCESS_RUNNER = os.environ.get("RLHF_SINGLE_PROCESS_RUNNER", "accelerate")
 # The only folder whose files a project or round may name as its DeepSpeed/FSDP accelerate config
 # (launcher setting config_file); "" (the default): none may.
 RANKLOOP_LAUNCHER_CONFIG_DIR = os.environ.get("RANKLOOP_LAUNCHER_CONFIG_DIR", "")

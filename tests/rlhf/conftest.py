@@ -53,6 +53,9 @@ class Worker:
             **os.environ, "DATABASE_URL": database_url, "MODEL_STORE": str(model_store),
             "CELERY_TASK_ALWAYS_EAGER": "0",
             "OMP_NUM_THREADS": "1", "RLHF_TORCH_THREADS": "1", "RLHF_HEARTBEAT_S": "1",
+            # one-process runs start their script with python (accelerate's start-up costs ~7 s of
+            # CPU a stage); tests/rlhf/test_checkpoints.py runs the launcher with accelerate
+            "RLHF_SINGLE_PROCESS_RUNNER": "python",
             "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT),
         }
         self.log_path = log_path

@@ -34,6 +34,12 @@ def test_the_defaults_are_one_process_on_a_cpu_and_every_gpu_otherwise(monkeypat
     assert "--num_processes 1 " in command({}, 4, monkeypatch, tmp_path, several=False)  # the evaluation
 
 
+def test_one_process_may_start_with_plain_python(monkeypatch, tmp_path, settings):
+    settings.RLHF_SINGLE_PROCESS_RUNNER = "python"
+    assert command({}, 0, monkeypatch, tmp_path).startswith("rlhf/training/dpo.py --config")
+    assert "launch --quiet --multi_gpu --num_processes 2" in command({"num_processes": 2}, 0, monkeypatch, tmp_path)
+
+
 def test_two_processes_on_a_cpu_and_two_machines(monkeypatch, tmp_path):
     two = command({"num_processes": 2, "main_process_port": 29555}, 0, monkeypatch, tmp_path)
     assert "--multi_gpu --num_processes 2 --num_machines 1 --main_process_port 29555 --mixed_precision no" in two
