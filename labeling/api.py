@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from rankloop.api_common import IgnoreFormatParam, IsAdmin, IsAdminOrReadOnly
 
-from . import exporting, importing, services
+from . import exporting, importing, quality, services
 from .models import Annotation, Assignment, Candidate, ComparisonTask, PreferencePair, Project, Prompt
 from .serializers import (
     AnnotationSerializer,
@@ -154,6 +154,8 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         try:
             project = services.labeling_project(slug, request.user)
             assignment = services.assign_next(project, request.user)
+        except services.Paused:
+            raise  # 403 with the reason: a paused annotator must learn why
         except (services.NotAllowed, services.NotFound):
             raise Http404
         if assignment is None:
@@ -182,6 +184,29 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
             services.add_annotator(project, user)
         else:
             services.remove_annotator(project, user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses=inline_serializer("AnnotatorQuality", {
+        "annotators": serializers.ListField(child=serializers.DictField())}))
+    @action(detail=True, methods=["get"], permission_classes=[IsAdmin])
+    def quality(self, request, slug=None):
+        """Each annotator's gold accuracy (Wilson 95% interval), agreement with the others, skip rate,
+        time on task and standing (paused, qualifying)."""
+        return Response({"annotators": quality.annotator_quality(self.get_object())})
+
+    @extend_schema(request=inline_serializer("ReinstateRef", {"username": serializers.CharField()}),
+                   responses={204: None})
+    @action(detail=True, methods=["post"], permission_classes=[IsAdmin])
+    def reinstate(self, request, slug=None):
+        """Lift an annotator's pause (a quality gate's, or staff's): they get tasks again, and the
+        gates start a new window. 409 when they were not paused."""
+        project = self.get_object()
+        username = request.data.get("username") if isinstance(request.data, dict) else None
+        if not isinstance(username, str) or not username:
+            raise serializers.ValidationError({"username": "Required."})
+        user = get_object_or_404(get_user_model(), username=username)
+        if not quality.reinstate_annotator(project, user):
+            raise services.Conflict(f"{username} is not paused in this project.")
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(

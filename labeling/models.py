@@ -52,7 +52,22 @@ class Project(models.Model):
     rating_scale = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(2), MaxValueValidator(10)])
     flag_choices = models.JSONField(default=list, blank=True)
     shuffle_positions = models.BooleanField(default=True)
-    gold_share = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    gold_share = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of claims that serve a gold task (known ranking), scored against the annotator.")
+    # Quality gates (labeling.quality): a qualification set, then automatic pause on low gold accuracy.
+    qualification_tasks = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(100)],
+        help_text="Gold tasks a new annotator must answer before real work (0: no qualification).")
+    qualification_pass = models.FloatField(
+        default=0.8, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of the qualification's gold tasks to get right to pass.")
+    gold_min_accuracy = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Pause an annotator whose gold accuracy falls below this (empty: never).")
+    gold_min_tasks = models.PositiveSmallIntegerField(
+        default=10, validators=[MinValueValidator(1)],
+        help_text="Gold tasks answered (since the last reinstatement) before the accuracy gate applies.")
     heldout_percent = models.PositiveSmallIntegerField(
         default=10, validators=[MaxValueValidator(90)],
         help_text="Share of prompts held out from training (by prompt, stable).",
@@ -110,9 +125,12 @@ class Project(models.Model):
             return True
         return Membership.objects.filter(project=self, user=user, is_active=True).exists()
 
-    def remember_member(self, user):
-        """Note that `user` is an active member, read with this instance (saves a query)."""
+    def remember_member(self, user, state=None):
+        """Note that `user` is an active member, read with this instance (saves a query), and their
+        standing (labeling.quality.MemberState) when it was read too."""
         self.__dict__.setdefault("_known_members", set()).add(user.pk)
+        if state is not None:
+            self.__dict__.setdefault("_member_states", {})[user.pk] = state
 
 
 class Membership(models.Model):
@@ -120,6 +138,13 @@ class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     is_active = models.BooleanField(default=True)
     joined_at = models.DateTimeField(auto_now_add=True)
+    # Quality gates: gold answered and right since joining or the last reinstatement (the gates'
+    # window), when the qualification was passed, and a pause with its reason.
+    gate_gold_done = models.PositiveIntegerField(default=0)
+    gate_gold_correct = models.PositiveIntegerField(default=0)
+    qualified_at = models.DateTimeField(null=True, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_reason = models.TextField(blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "user"], name="membership_unique")]
@@ -215,6 +240,10 @@ class Candidate(models.Model):
 
 
 class ComparisonTask(models.Model):
+    # A gold task is answered by every annotator once, so its overlap is the most a smallint holds
+    # and it stays open; it is served apart from the queue (gold_share) and never trains.
+    GOLD_OVERLAP = 32767
+
     class Status(models.TextChoices):
         OPEN = "open", "Open"
         COMPLETE = "complete", "Complete"
@@ -242,8 +271,10 @@ class ComparisonTask(models.Model):
             # oldest. The claim's ORDER BY repeats it, so it is one index scan.
             models.Index(
                 F("project"), F("priority").desc(), (F("annotations_done") + F("leased")).desc(), F("id"),
-                condition=Q(status="open"), name="task_queue_idx",
+                condition=Q(status="open", is_gold=False), name="task_queue_idx",
             ),
+            # Gold tasks are claimed apart, at the project's gold_share (each annotator once).
+            models.Index(fields=["project", "id"], condition=Q(status="open", is_gold=True), name="task_gold_queue_idx"),
         ]
         constraints = [
             models.CheckConstraint(

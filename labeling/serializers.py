@@ -42,7 +42,8 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "slug", "description", "instructions", "mode", "candidates_per_prompt", "overlap",
             "lease_seconds", "allow_ties", "rating_aspects", "rating_scale", "flag_choices", "shuffle_positions",
-            "gold_share", "heldout_percent", "decoding_config", "flagged_candidates", "long_prompts",
+            "gold_share", "qualification_tasks", "qualification_pass", "gold_min_accuracy", "gold_min_tasks",
+            "heldout_percent", "decoding_config", "flagged_candidates", "long_prompts",
             "is_archived", "created_at",
         ]
         read_only_fields = ["id", "created_at"]

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from rankloop import rawsql
 
+from . import quality
 from .models import (
     Annotation,
     Assignment,
@@ -54,6 +55,12 @@ class NotAllowed(LabelingError):
 
 class NotYours(NotAllowed):
     """Someone else's assignment (the API answers 404, as for any assignment not yours)."""
+
+
+class Paused(NotAllowed):
+    """The annotator is paused in this project (a quality gate, or staff); the reason says why."""
+
+    code = "paused"
 
 
 class NotFound(LabelingError):
@@ -118,16 +125,17 @@ def labeling_project(slug, user) -> Project:
     the same query (the next-task endpoint's first step). NotFound if there is no such project."""
     names = rawsql.attnames(Project)
     row = rawsql.fetch_one(
-        f"SELECT {rawsql.columns(Project, 'p', names)}, EXISTS (SELECT 1 FROM {rawsql.table(Membership)} m "
-        f"WHERE m.project_id = p.id AND m.user_id = %s AND m.is_active) "
-        f"FROM {rawsql.table(Project)} p WHERE p.slug = %s AND NOT p.is_archived",
+        f"SELECT {rawsql.columns(Project, 'p', names)}, m.id, m.paused_at, m.paused_reason, m.qualified_at, "
+        f"m.gate_gold_done FROM {rawsql.table(Project)} p LEFT JOIN {rawsql.table(Membership)} m "
+        f"ON m.project_id = p.id AND m.user_id = %s AND m.is_active "
+        f"WHERE p.slug = %s AND NOT p.is_archived",
         [user.pk, slug],
     )
     if row is None:
         raise NotFound("No such project.")
-    project = rawsql.instance(Project, names, row[:-1])
-    if row[-1]:
-        project.remember_member(user)
+    project = rawsql.instance(Project, names, row[:-5])
+    if row[-5] is not None:
+        project.remember_member(user, quality.MemberState.of(project, row[-4:]))
     return project
 
 
@@ -167,7 +175,8 @@ def create_task(prompt: Prompt, candidates, *, round=None, is_gold=False, gold_r
     if is_gold:
         _check_ranking(gold_ranking, [c.pk for c in candidates], allow_ties=True)
     task = ComparisonTask.objects.create(
-        project=project, prompt=prompt, round=round, overlap=project.overlap,
+        project=project, prompt=prompt, round=round,
+        overlap=ComparisonTask.GOLD_OVERLAP if is_gold else project.overlap,
         is_gold=is_gold, gold_ranking=gold_ranking if is_gold else None, priority=check_priority(priority),
     )
     task.candidates.set(candidates)
@@ -209,12 +218,21 @@ def assign_next(project: Project, annotator, *, now=None) -> Assignment | None:
 
     Every request of every annotator runs this, so its queries are hand-written (rawsql)."""
     ensure_member(project, annotator)
+    standing = quality.member_state(project, annotator)
+    if standing.paused_reason:
+        raise Paused(standing.paused_reason)
+    # Gold at the project's share, indistinguishable from other tasks; only gold while qualifying.
+    qualifying = not standing.qualified
+    gold = qualifying or (project.gold_share > 0 and random.random() < project.gold_share)
     now = now or timezone.now()
     lease = timedelta(seconds=project.lease_seconds)
     with transaction.atomic():
-        task = _claim_open_task(project, annotator)
+        task = _claim_open_task(project, annotator, gold=gold)
+        if task is None and gold and not qualifying:  # no gold left for them: a real task instead
+            gold = False
+            task = _claim_open_task(project, annotator, gold=False)
         if task is None:  # they hold a lease, or nothing is claimable (the rare path)
-            task, mine = _own_lease_or_claim(project, annotator, now)
+            task, mine = _own_lease_or_claim(project, annotator, now, gold=gold)
             if mine is not None:
                 # Still counted in the task's leases (not reclaimed yet): renew if it lapsed.
                 if mine.expires_at <= now:
@@ -224,6 +242,11 @@ def assign_next(project: Project, annotator, *, now=None) -> Assignment | None:
                 mine.candidates_in_order = _candidates_in_order(mine.shown_order)
                 return mine
             if task is None:
+                if qualifying:
+                    raise Paused(
+                        f"This project asks {project.qualification_tasks} gold tasks of a new annotator before "
+                        f"real work, and has no more for you ({standing.gate_gold_done} answered): ask staff to "
+                        "add gold tasks or to reinstate you.")
                 return None
         candidates = _task_candidates(task)
         order = _shown_order(project, candidates)
@@ -236,7 +259,7 @@ def assign_next(project: Project, annotator, *, now=None) -> Assignment | None:
 _RARE_PATH_ROUNDS = 5
 
 
-def _own_lease_or_claim(project, annotator, now):
+def _own_lease_or_claim(project, annotator, now, *, gold=False):
     """After a claim that found nothing: (None, the annotator's live lease), else (a task
     claimed after all, None), else (None, None) once one snapshot shows no claimable task and
     no lease of theirs.
@@ -250,7 +273,7 @@ def _own_lease_or_claim(project, annotator, now):
         mine = _my_lease(project, annotator, now)
         if mine is not None:
             return None, mine
-        task, saw_lease = _claim_or_see_lease(project, annotator)
+        task, saw_lease = _claim_or_see_lease(project, annotator, gold=gold)
         if task is not None:
             return task, None
         if saw_lease:
@@ -324,11 +347,11 @@ _CLAIM_SQL = """
 UPDATE {task} SET leased = leased + 1
 WHERE id = (
     SELECT t.id FROM {task} t
-    WHERE t.project_id = %s AND t.status = 'open' AND t.annotations_done + t.leased < t.overlap
+    WHERE t.project_id = %s AND t.status = 'open' AND {gold} AND t.annotations_done + t.leased < t.overlap
       AND NOT EXISTS (
         SELECT 1 FROM {assignment} a WHERE a.task_id = t.id AND a.annotator_id = %s AND a.status <> 'expired'
       )
-    ORDER BY t.priority DESC, t.annotations_done + t.leased DESC, t.id
+    ORDER BY {order}
     LIMIT 1 {lock}
 )
 AND NOT EXISTS (
@@ -340,15 +363,18 @@ _CLAIM_COLUMNS = ["id", "project_id", "prompt_id", "round_id", "status", "overla
                   "is_gold"]
 
 
-def _claim_sql():
+def _claim_sql(gold=False):
+    # Each form repeats its partial index (task_queue_idx, task_gold_queue_idx): one index scan.
     return _CLAIM_SQL.format(
         task=ComparisonTask._meta.db_table, assignment=Assignment._meta.db_table,
+        gold="t.is_gold" if gold else "NOT t.is_gold",
+        order="t.id" if gold else "t.priority DESC, t.annotations_done + t.leased DESC, t.id",
         lock="FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else "",
         columns=", ".join(_CLAIM_COLUMNS),
     )
 
 
-def _claim_open_task(project, annotator):
+def _claim_open_task(project, annotator, *, gold=False):
     """Take a lease slot on the open task first in the queue (highest priority, then most
     annotations started, then oldest), in one statement, unless the annotator already holds a
     lease in this project (then None: the caller returns it).
@@ -359,7 +385,7 @@ def _claim_open_task(project, annotator):
     Written as SQL because this is the hottest query of the product: the ORM spent more time
     compiling it than the database spent running it."""
     with connection.cursor() as cursor:
-        cursor.execute(_claim_sql(), [project.pk, annotator.pk, annotator.pk, project.pk])
+        cursor.execute(_claim_sql(gold), [project.pk, annotator.pk, annotator.pk, project.pk])
         row = cursor.fetchone()
     return None if row is None else _claimed_task(project, row)
 
@@ -379,18 +405,18 @@ UNION ALL
 """
 
 
-def _claim_or_see_lease(project, annotator):
+def _claim_or_see_lease(project, annotator, *, gold=False):
     """The claim again, for the rare path: (task, False) if it claimed one, else (None, whether
     it saw a lease of the annotator), both from one snapshot. SQLite has no UPDATE in WITH, and
     needs none: its writers run one at a time, so nothing can change between two statements."""
     params = [project.pk, annotator.pk, annotator.pk, project.pk]
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(_claim_sql(), params)
+            cursor.execute(_claim_sql(gold), params)
             row = cursor.fetchone()
         return (None, False) if row is None else (_claimed_task(project, row), False)
     sql = _CLAIM_OR_SEE_LEASE_SQL.format(
-        claim=_claim_sql(), columns=", ".join(_CLAIM_COLUMNS), nulls=", ".join(["NULL"] * len(_CLAIM_COLUMNS)),
+        claim=_claim_sql(gold), columns=", ".join(_CLAIM_COLUMNS), nulls=", ".join(["NULL"] * len(_CLAIM_COLUMNS)),
         assignment=Assignment._meta.db_table)
     rows = rawsql.fetch_all(sql, params + [annotator.pk, project.pk])
     for row in rows:
@@ -460,7 +486,9 @@ def _locked_assignment(assignment_id, annotator) -> Assignment:
     row = rawsql.fetch_one(
         f"SELECT {rawsql.columns(Assignment, 'a', names[Assignment])}, {rawsql.columns(Project, 'p', names[Project])}, "
         f"{rawsql.columns(ComparisonTask, 't', names[ComparisonTask])}, {rawsql.columns(Prompt, 'pr', names[Prompt])}, "
-        f"EXISTS (SELECT 1 FROM {rawsql.table(Membership)} m "
+        # NULL: not an active member; '': in good standing; else why they are paused.
+        f"(SELECT CASE WHEN m.paused_at IS NULL THEN '' ELSE COALESCE(NULLIF(m.paused_reason, ''), "
+        f"'Paused by staff.') END FROM {rawsql.table(Membership)} m "
         f"WHERE m.project_id = a.project_id AND m.user_id = a.annotator_id AND m.is_active) "
         f"FROM {rawsql.table(Assignment)} a JOIN {rawsql.table(Project)} p ON p.id = a.project_id "
         f"JOIN {rawsql.table(ComparisonTask)} t ON t.id = a.task_id "
@@ -477,6 +505,8 @@ def _locked_assignment(assignment_id, annotator) -> Assignment:
     if assignment.annotator_id != annotator.pk:
         raise NotYours("This assignment belongs to another annotator.")
     if row[-1]:
+        raise Paused(row[-1])
+    if row[-1] is not None:
         project.remember_member(annotator)
     elif not annotator.is_staff:
         raise NotAllowed("You are no longer an annotator of this project.")
@@ -551,6 +581,8 @@ def submit_annotation(assignment_id, annotator, payload: dict, *, now=None) -> A
                            [task.annotations_done, task.leased, task.status, task.completed_at, task.pk])),
             _pairs_upsert(task, rankings),
         ])
+        if task.is_gold:
+            quality.record_gold_answer(project, annotator, task, clean.ranking, now=now)
         annotation = Annotation.from_db(connection.alias, ("id",) + _ANNOTATION_FIELDS,
                                         (annotation_id,) + annotation_values)
         annotation.assignment, annotation.task, annotation.annotator = assignment, task, annotator

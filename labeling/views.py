@@ -2,13 +2,15 @@
 import functools
 import string
 
+from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from . import forms, services
+from . import forms, quality, services
 from .models import Annotation, Assignment, Candidate, Project
 from .templatetags.labeling_tags import plain_text
 
@@ -138,7 +140,20 @@ def project_detail(request, slug):
         "agreement": services.project_agreement(project),
         "recent": _as_shown(recent),
         "members": members,
+        "quality": quality.annotator_quality(project),
     })
+
+
+@staff_required
+@require_POST
+def reinstate(request, slug, user_id):
+    project = get_object_or_404(Project, slug=slug)
+    user = get_object_or_404(get_user_model(), pk=user_id)
+    if quality.reinstate_annotator(project, user):
+        messages.success(request, f"{user.get_username()} is reinstated: they get tasks again.")
+    else:
+        messages.info(request, f"{user.get_username()} was not paused.")
+    return redirect("labeling:project", slug=project.slug)
 
 
 def _as_shown(annotations):
