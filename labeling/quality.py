@@ -15,8 +15,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count
 from django.utils import timezone
+
+from rankloop import rawsql
 
 from .models import Annotation, Assignment, ComparisonTask, Membership, Project
 
@@ -78,17 +80,18 @@ def record_gold_answer(project: Project, annotator, task: ComparisonTask, rankin
     gate pauses an annotator below gold_min_accuracy after gold_min_tasks gold answers. Runs inside
     the submit's transaction. Returns whether the answer was right."""
     correct = gold_agrees(ranking, task.gold_ranking)
-    updated = (Membership.objects.filter(project=project, user=annotator, is_active=True)
-               .update(gate_gold_done=F("gate_gold_done") + 1, gate_gold_correct=F("gate_gold_correct") + int(correct)))
-    if not updated:  # staff without a membership: scored in the figures, no gates
+    # One statement (a submit of every annotator may run this): count, and read the window back.
+    row = rawsql.fetch_one(
+        f"UPDATE {rawsql.table(Membership)} SET gate_gold_done = gate_gold_done + 1, "
+        f"gate_gold_correct = gate_gold_correct + %s WHERE project_id = %s AND user_id = %s AND is_active "
+        f"RETURNING gate_gold_done, gate_gold_correct, qualified_at", [int(correct), project.pk, annotator.pk])
+    if row is None:  # staff without a membership: scored in the figures, no gates
         return correct
-    membership = Membership.objects.get(project=project, user=annotator)
-    done, right = membership.gate_gold_done, membership.gate_gold_correct
-    if project.qualification_tasks and membership.qualified_at is None:
+    done, right, qualified_at = row
+    if project.qualification_tasks and qualified_at is None:
         if done >= project.qualification_tasks:
             if right / done >= project.qualification_pass:
-                membership.qualified_at = now or timezone.now()
-                membership.save(update_fields=["qualified_at"])
+                Membership.objects.filter(project=project, user=annotator).update(qualified_at=now or timezone.now())
             else:
                 pause_annotator(project, annotator, reason=(
                     f"You did not pass this project's qualification: {right} of {done} gold tasks right "

@@ -562,10 +562,15 @@ def submit_annotation(assignment_id, annotator, payload: dict, *, now=None) -> A
             task.leased -= 1
         if task.annotations_done >= task.overlap:
             task.status, task.completed_at = ComparisonTask.Status.COMPLETE, now
-        # The first annotation of a task is all there is to aggregate: no need to read any back.
-        rankings = [clean.ranking]
-        if task.annotations_done > 1:
-            rankings += list(Annotation.objects.filter(task=task).values_list("ranking", flat=True))
+        # The first annotation of a task is all there is to aggregate: no need to read any back. A gold
+        # task's pairs are its known ranking, written once (every annotator answers it: reading all
+        # their answers back would grow without end); the answers are scored instead.
+        if task.is_gold:
+            rankings = [task.gold_ranking] if task.annotations_done == 1 else []
+        else:
+            rankings = [clean.ranking]
+            if task.annotations_done > 1:
+                rankings += list(Annotation.objects.filter(task=task).values_list("ranking", flat=True))
         annotation_values = (assignment.pk, task.pk, annotator.pk, clean.ranking, clean.pairwise_choice,
                              clean.ratings, clean.flags, clean.rationale, clean.ideal_answer, clean.time_on_task_ms,
                              now)
@@ -579,7 +584,7 @@ def submit_annotation(assignment_id, annotator, payload: dict, *, now=None) -> A
              f"completed_at = %s WHERE id = %s",
              rawsql.values(ComparisonTask, ["annotations_done", "leased", "status", "completed_at", "id"],
                            [task.annotations_done, task.leased, task.status, task.completed_at, task.pk])),
-            _pairs_upsert(task, rankings),
+            *([_pairs_upsert(task, rankings)] if rankings else []),
         ])
         if task.is_gold:
             quality.record_gold_answer(project, annotator, task, clean.ranking, now=now)
@@ -790,8 +795,12 @@ def majority(votes_a, votes_b, votes_tie):
 
 
 def aggregate_task(task: ComparisonTask) -> int:
-    """Recompute the preference pairs of one task from all its annotations. Returns how many pairs."""
-    rankings = list(Annotation.objects.filter(task=task).values_list("ranking", flat=True))
+    """Recompute the preference pairs of one task from all its annotations (a gold task's: from its
+    known ranking, once answered). Returns how many pairs."""
+    if task.is_gold:
+        rankings = [task.gold_ranking] if task.annotations_done else []
+    else:
+        rankings = list(Annotation.objects.filter(task=task).values_list("ranking", flat=True))
     if not rankings:
         return 0
     sql, params = _pairs_upsert(task, rankings)
