@@ -10,7 +10,7 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 1
     raw_id_fields = ["user"]
-    fields = ["user", "is_active", "joined_at", "paused_at", "paused_reason", "qualified_at"]
+    fields = ["user", "is_active", "role", "joined_at", "paused_at", "paused_reason", "qualified_at"]
     readonly_fields = ["joined_at", "paused_at", "paused_reason", "qualified_at"]
 
 

@@ -17,8 +17,8 @@ from rest_framework.response import Response
 
 from rankloop.api_common import IgnoreFormatParam, IsAdmin, IsAdminOrReadOnly
 
-from . import exporting, importing, quality, services
-from .models import Annotation, Assignment, Candidate, ComparisonTask, PreferencePair, Project, Prompt
+from . import exporting, importing, quality, review, services
+from .models import Annotation, Assignment, Candidate, ComparisonTask, PreferencePair, Project, Prompt, ReviewItem
 from .serializers import (
     AnnotationSerializer,
     AnnotatorProjectSerializer,
@@ -29,6 +29,9 @@ from .serializers import (
     PairSerializer,
     ProjectSerializer,
     PromptSerializer,
+    ReviewDecisionSerializer,
+    ReviewItemSerializer,
+    ReviewNoteSerializer,
     SubmissionSerializer,
     TaskCreateSerializer,
     TaskPrioritySerializer,
@@ -170,21 +173,40 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         return Response({"progress": services.project_progress(project),
                          "agreement": services.project_agreement(project)})
 
-    @extend_schema(request=inline_serializer("AnnotatorRef", {"username": serializers.CharField()}),
-                   responses={204: None})
+    @extend_schema(request=inline_serializer("AnnotatorRef", {
+        "username": serializers.CharField(),
+        "role": serializers.ChoiceField(["annotator", "reviewer"], required=False)}), responses={204: None})
     @action(detail=True, methods=["post", "delete"], permission_classes=[IsAdmin])
     def annotators(self, request, slug=None):
-        """Add (POST) or remove (DELETE) an annotator of this project, by username."""
+        """Add (POST, with an optional role: annotator or reviewer) or remove (DELETE) an annotator of
+        this project, by username."""
         project = self.get_object()
         username = request.data.get("username") if isinstance(request.data, dict) else None
         if not isinstance(username, str) or not username:
             raise serializers.ValidationError({"username": "Required."})
         user = get_object_or_404(get_user_model(), username=username)
         if request.method == "POST":
-            services.add_annotator(project, user)
+            services.add_annotator(project, user, role=request.data.get("role"))
         else:
             services.remove_annotator(project, user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={200: ReviewItemSerializer, 204: OpenApiResponse(
+        description="Nothing to review.")})
+    @action(detail=True, methods=["get"], url_path="review/next", permission_classes=[IsAuthenticated])
+    def review_next(self, request, slug=None):
+        """The oldest open item of the project's review queue (reviewers and staff)."""
+        project = self.get_object()
+        item = review.next_item(project, request.user)
+        if item is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(ReviewItemSerializer(item).data)
+
+    @extend_schema(responses=ReviewNoteSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="my-reviews", permission_classes=[IsAuthenticated])
+    def my_reviews(self, request, slug=None):
+        """Your own rejected annotations in this project, with the reviewers' notes."""
+        return Response(ReviewNoteSerializer(review.rejected_work(self.get_object(), request.user), many=True).data)
 
     @extend_schema(responses=inline_serializer("AnnotatorQuality", {
         "annotators": serializers.ListField(child=serializers.DictField())}))
@@ -382,3 +404,18 @@ class AssignmentViewSet(viewsets.ReadOnlyModelViewSet):
         """Pass on this task: it goes to others, never back to you."""
         assignment = services.skip_task(self.get_object().pk, request.user)
         return Response(AssignmentSerializer(_assignments().get(pk=assignment.pk)).data)
+
+
+class ReviewItemViewSet(viewsets.GenericViewSet):
+    """Decide a review item: accept, reject with a note, or record the final ranking."""
+
+    permission_classes = [IsAuthenticated]
+    queryset = ReviewItem.objects.all()
+
+    @extend_schema(request=ReviewDecisionSerializer, responses=ReviewItemSerializer)
+    @action(detail=True, methods=["post"])
+    def decide(self, request, pk=None):
+        body = request.data if isinstance(request.data, dict) else {}
+        item = review.decide(pk, request.user, decision=body.get("decision"), note=body.get("note", ""),
+                             ranking=body.get("ranking"))
+        return Response(ReviewItemSerializer(item).data)

@@ -65,6 +65,13 @@ class Project(models.Model):
     gold_min_accuracy = models.FloatField(
         null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="Pause an annotator whose gold accuracy falls below this (empty: never).")
+    # Review (labeling.review): a random share of annotations, tasks under an agreement, flagged tasks.
+    review_share = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of annotations sampled into the review queue.")
+    review_agreement_below = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="A completed task with a pair under this agreement goes to review (empty: none).")
     gold_min_tasks = models.PositiveSmallIntegerField(
         default=10, validators=[MinValueValidator(1)],
         help_text="Gold tasks answered (since the last reinstatement) before the accuracy gate applies.")
@@ -134,9 +141,14 @@ class Project(models.Model):
 
 
 class Membership(models.Model):
+    class Role(models.TextChoices):
+        ANNOTATOR = "annotator", "Annotator"
+        REVIEWER = "reviewer", "Reviewer (also annotates)"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     is_active = models.BooleanField(default=True)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.ANNOTATOR)
     joined_at = models.DateTimeField(auto_now_add=True)
     # Quality gates: gold answered and right since joining or the last reinstatement (the gates'
     # window), when the qualification was passed, and a pause with its reason.
@@ -260,6 +272,8 @@ class ComparisonTask(models.Model):
     leased = models.PositiveIntegerField(default=0)
     is_gold = models.BooleanField(default=False)
     gold_ranking = models.JSONField(null=True, blank=True, help_text="Tiers of candidate ids, best first.")
+    adjudicated_ranking = models.JSONField(
+        null=True, blank=True, help_text="A reviewer's final ranking (tiers, best first): overrides the majority.")
     priority = models.SmallIntegerField(default=0, help_text="Higher is served first (then most started, oldest).")
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -342,6 +356,8 @@ class Annotation(models.Model):
     ideal_answer = models.TextField(blank=True, help_text="A rewritten ideal answer (demonstration).")
     time_on_task_ms = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # A reviewer rejected it: it no longer counts in the task's pairs.
+    is_rejected = models.BooleanField(default=False, db_default=False)  # db_default: the submit inserts by hand
 
     class Meta:
         ordering = ["id"]
@@ -393,3 +409,46 @@ class PreferencePair(models.Model):
     @property
     def votes(self):
         return self.votes_a + self.votes_b + self.votes_tie
+
+
+class ReviewItem(models.Model):
+    """Work in a project's review queue: one annotation (sampled, or flagged by its annotator) or a
+    whole task (its annotators disagree), and what the reviewer decided."""
+
+    class Reason(models.TextChoices):
+        SAMPLED = "sampled", "Sampled for review"
+        FLAGGED = "flagged", "An answer was flagged"
+        LOW_AGREEMENT = "low_agreement", "Annotators disagree"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+        ADJUDICATED = "adjudicated", "Final ranking recorded"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="review_items")
+    task = models.ForeignKey(ComparisonTask, on_delete=models.CASCADE, related_name="review_items")
+    annotation = models.ForeignKey(Annotation, null=True, blank=True, on_delete=models.CASCADE,
+                                   related_name="review_items")
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="reviews")
+    note = models.TextField(blank=True)
+    final_ranking = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # One item per annotation, and one per task for the task-wide reason.
+            models.UniqueConstraint(fields=["annotation"], condition=Q(annotation__isnull=False),
+                                    name="review_once_per_annotation"),
+            models.UniqueConstraint(fields=["task", "reason"], condition=Q(annotation__isnull=True),
+                                    name="review_once_per_task_reason"),
+        ]
+        indexes = [models.Index(fields=["project", "id"], condition=Q(status="open"), name="review_queue_idx")]
+
+    def __str__(self):
+        return f"Review {self.pk} of task {self.task_id} ({self.status})"

@@ -43,6 +43,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             "id", "name", "slug", "description", "instructions", "mode", "candidates_per_prompt", "overlap",
             "lease_seconds", "allow_ties", "rating_aspects", "rating_scale", "flag_choices", "shuffle_positions",
             "gold_share", "qualification_tasks", "qualification_pass", "gold_min_accuracy", "gold_min_tasks",
+            "review_share", "review_agreement_below",
             "heldout_percent", "decoding_config", "flagged_candidates", "long_prompts",
             "is_archived", "created_at",
         ]
@@ -282,3 +283,50 @@ class ImportUploadSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=["jsonl", "csv"], required=False)
     priority = serializers.IntegerField(required=False, min_value=PRIORITY_RANGE[0], max_value=PRIORITY_RANGE[1],
                                         help_text="Priority of the new tasks whose line gives none (default 0).")
+
+
+class ReviewDecisionSerializer(serializers.Serializer):
+    """A reviewer's decision (documents the body; labeling.review.decide checks it)."""
+
+    decision = serializers.ChoiceField(choices=["accept", "reject", "adjudicate"])
+    note = serializers.CharField(required=False, allow_blank=True, help_text="Required when rejecting.")
+    ranking = serializers.JSONField(required=False, help_text="The final ranking: tiers of candidate ids, best first.")
+
+
+class ReviewItemSerializer(serializers.Serializer):
+    """An item of the review queue with what the reviewer needs to decide it."""
+
+    id = serializers.IntegerField()
+    reason = serializers.CharField()
+    status = serializers.CharField()
+    task = serializers.IntegerField(source="task_id")
+    prompt = serializers.SerializerMethodField()
+    candidates = serializers.SerializerMethodField()
+    annotations = serializers.SerializerMethodField()
+    note = serializers.CharField()
+    final_ranking = serializers.JSONField()
+
+    def get_prompt(self, item) -> list:
+        return item.task.prompt.messages
+
+    def get_candidates(self, item) -> list:
+        return [{"id": c.pk, "text": c.text} for c in item.task.candidates.order_by("id")]
+
+    def get_annotations(self, item) -> list:
+        annotations = [item.annotation] if item.annotation_id else list(
+            item.task.annotations.filter(is_rejected=False).select_related("annotator"))
+        return [{"id": a.pk, "annotator": a.annotator.get_username(), "ranking": a.ranking, "flags": a.flags,
+                 "rationale": a.rationale} for a in annotations]
+
+
+class ReviewNoteSerializer(serializers.Serializer):
+    """A reviewer's note on one of your rejected annotations."""
+
+    annotation = serializers.IntegerField(source="annotation_id")
+    task = serializers.IntegerField(source="task_id")
+    prompt = serializers.SerializerMethodField()
+    note = serializers.CharField()
+    reviewed_at = serializers.DateTimeField()
+
+    def get_prompt(self, item) -> list:
+        return item.task.prompt.messages

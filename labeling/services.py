@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from rankloop import rawsql
 
-from . import quality
+from . import quality, review
 from .models import (
     Annotation,
     Assignment,
@@ -89,8 +89,14 @@ def text_problem(value: str) -> str | None:
 # --- projects and members -------------------------------------------------------------
 
 
-def add_annotator(project: Project, user) -> Membership:
-    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"is_active": True})
+def add_annotator(project: Project, user, *, role: str | None = None) -> Membership:
+    """Make `user` an active member (role: annotator, the default, or reviewer)."""
+    defaults = {"is_active": True}
+    if role is not None:
+        if role not in Membership.Role.values:
+            raise InvalidSubmission("Unknown role.", {"role": f"One of {', '.join(Membership.Role.values)}."})
+        defaults["role"] = role
+    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults=defaults)
     return membership
 
 
@@ -570,7 +576,8 @@ def submit_annotation(assignment_id, annotator, payload: dict, *, now=None) -> A
         else:
             rankings = [clean.ranking]
             if task.annotations_done > 1:
-                rankings += list(Annotation.objects.filter(task=task).values_list("ranking", flat=True))
+                rankings += list(Annotation.objects.filter(task=task, is_rejected=False)
+                                 .values_list("ranking", flat=True))
         annotation_values = (assignment.pk, task.pk, annotator.pk, clean.ranking, clean.pairwise_choice,
                              clean.ratings, clean.flags, clean.rationale, clean.ideal_answer, clean.time_on_task_ms,
                              now)
@@ -588,6 +595,8 @@ def submit_annotation(assignment_id, annotator, payload: dict, *, now=None) -> A
         ])
         if task.is_gold:
             quality.record_gold_answer(project, annotator, task, clean.ranking, now=now)
+        elif review.wants_review(project, task, clean.flags):
+            review.enqueue_after_submit(project, task, annotation_id, clean.flags, rankings)
         annotation = Annotation.from_db(connection.alias, ("id",) + _ANNOTATION_FIELDS,
                                         (annotation_id,) + annotation_values)
         annotation.assignment, annotation.task, annotation.annotator = assignment, task, annotator
@@ -800,8 +809,11 @@ def aggregate_task(task: ComparisonTask) -> int:
     if task.is_gold:
         rankings = [task.gold_ranking] if task.annotations_done else []
     else:
-        rankings = list(Annotation.objects.filter(task=task).values_list("ranking", flat=True))
-    if not rankings:
+        rankings = list(Annotation.objects.filter(task=task, is_rejected=False).values_list("ranking", flat=True))
+    if not rankings and task.adjudicated_ranking:
+        rankings = [task.adjudicated_ranking]  # every annotation rejected: the reviewer's ranking stands alone
+    if not rankings:  # nothing counts any more (all rejected): the task has no pairs
+        PreferencePair.objects.filter(task=task).delete()
         return 0
     sql, params = _pairs_upsert(task, rankings)
     return rawsql.execute(sql, params)
@@ -810,9 +822,16 @@ def aggregate_task(task: ComparisonTask) -> int:
 def _pairs_upsert(task, rankings):
     """The upsert (sql, params) of a task's pairs, aggregated over these rankings."""
     split, now = task.prompt.split, timezone.now()
+    # A reviewer's final ranking decides each pair's winner; the votes stay the annotators'.
+    final = {cid: i for i, tier in enumerate(task.adjudicated_ranking or []) for cid in tier}
     rows = []
     for (a, b), (va, vb, vt) in pair_votes(rankings).items():
         winner, agreement, margin = majority(va, vb, vt)
+        if a in final and b in final:
+            winner = "a" if final[a] < final[b] else "b" if final[b] < final[a] else "tie"
+            n = va + vb + vt
+            agreement = ({"a": va, "b": vb, "tie": vt}[winner] / n) if n else 1.0
+            margin = 0.0 if winner == "tie" else (abs(va - vb) / n if n else 1.0)
         chosen, rejected = (b, a) if winner == "b" else (a, b)
         rows.append((task.project_id, task.prompt_id, task.pk, a, b, chosen, rejected, va, vb, vt, winner == "tie",
                      agreement, margin, task.is_gold, split, task.round_id, now))

@@ -10,8 +10,8 @@ from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from . import forms, quality, services
-from .models import Annotation, Assignment, Candidate, Project
+from . import forms, quality, review, services
+from .models import Annotation, Assignment, Candidate, Project, ReviewItem
 from .templatetags.labeling_tags import plain_text
 
 
@@ -80,8 +80,11 @@ def _task_context(request, project, assignment):
 def annotate(request, slug):
     project = _member_project(request, slug)
     assignment = services.assign_next(project, request.user)
-    template = "labeling/_task.html" if request.htmx else "labeling/annotate.html"
-    return render(request, template, _task_context(request, project, assignment))
+    if request.htmx:
+        return render(request, "labeling/_task.html", _task_context(request, project, assignment))
+    return render(request, "labeling/annotate.html", {
+        **_task_context(request, project, assignment),
+        "rejected": review.rejected_work(project, request.user), "may_review": review.may_review(project, request.user)})
 
 
 def _project_assignment(slug, assignment_id):
@@ -141,6 +144,7 @@ def project_detail(request, slug):
         "recent": _as_shown(recent),
         "members": members,
         "quality": quality.annotator_quality(project),
+        "open_reviews": review.open_count(project),
     })
 
 
@@ -171,3 +175,65 @@ def _as_shown(annotations):
         ]
         rows.append({"annotation": annotation, "tiers": tiers})
     return rows
+
+
+# --- review ---------------------------------------------------------------------------------
+
+
+def _letters(candidates):
+    return {string.ascii_uppercase[i]: c.pk for i, c in enumerate(candidates)}
+
+
+def _ranking_from_letters(text, letters):
+    """'B > A = C' -> [[id of B], [id of A, id of C]]; None for an empty field."""
+    text = (text or "").strip().upper()
+    if not text:
+        return None
+    tiers = []
+    for tier in text.split(">"):
+        names = [name.strip() for name in tier.split("=")]
+        if not all(name in letters for name in names):
+            raise services.InvalidSubmission(
+                "The final ranking is not valid.", {"ranking": f"Use the letters {', '.join(letters)}, e.g. B > A."})
+        tiers.append([letters[name] for name in names])
+    return tiers
+
+
+def _verdicts(item, letter_of):
+    annotations = [item.annotation] if item.annotation else list(
+        item.task.annotations.filter(is_rejected=False).select_related("annotator"))
+    return [{"annotator": a.annotator.get_username(),
+             "ranking": " > ".join(" = ".join(letter_of.get(cid, "?") for cid in tier) for tier in a.ranking),
+             "flags": ", ".join(f"{letter_of.get(int(cid), '?')}: {', '.join(names)}" for cid, names in a.flags.items()),
+             "rationale": a.rationale} for a in annotations]
+
+
+@login_required
+@require_GET
+@labeling_errors
+def review_next(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    item = review.next_item(project, request.user)
+    context = {"project": project, "item": item, "open_count": review.open_count(project)}
+    if item is not None:
+        candidates = list(item.task.candidates.order_by("id"))
+        letters = _letters(candidates)
+        letter_of = {pk: letter for letter, pk in letters.items()}
+        context.update(candidates=[{"candidate": c, "label": letter_of[c.pk]} for c in candidates],
+                       verdicts=_verdicts(item, letter_of), placeholder=" > ".join(letters))
+    return render(request, "labeling/review.html", context)
+
+
+@login_required
+@require_POST
+@labeling_errors
+def review_decide(request, slug, item_id):
+    project = get_object_or_404(Project, slug=slug)
+    item = get_object_or_404(ReviewItem, pk=item_id, project=project)
+    ranking = None
+    if request.POST.get("decision") == "adjudicate":
+        ranking = _ranking_from_letters(request.POST.get("ranking"), _letters(item.task.candidates.order_by("id")))
+    review.decide(item.pk, request.user, decision=request.POST.get("decision"), note=request.POST.get("note", ""),
+                  ranking=ranking)
+    messages.success(request, "Review saved.")
+    return redirect("labeling:review", slug=project.slug)
