@@ -417,5 +417,5 @@ class ReviewItemViewSet(viewsets.GenericViewSet):
     def decide(self, request, pk=None):
         body = request.data if isinstance(request.data, dict) else {}
         item = review.decide(pk, request.user, decision=body.get("decision"), note=body.get("note", ""),
-                             ranking=body.get("ranking"))
+                             ranking=body.get("ranking"), text=body.get("text"))
         return Response(ReviewItemSerializer(item).data)

@@ -2,8 +2,10 @@
 encoded with orjson page by page, so memory stays flat however large the dataset.
 
 Formats: `standard` and `conversational` (TRL preference formats, one row per aggregated pair,
-see labeling.formats) and `raw` (one row per annotation: every annotator's tiers, ratings,
-flags, rationale and time, the annotator pseudonymised)."""
+see labeling.formats), `raw` (one row per annotation: every annotator's tiers, ratings,
+flags, rationale and time, the annotator pseudonymised) and `sft` (TRL's conversational SFT rows,
+{"messages": [...prompt, {"role": "assistant", "content": reply}]}: demonstrations and the ideal
+answers annotators rewrote, rejected ones left out)."""
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +20,7 @@ from . import formats
 from .models import Annotation, Candidate, ComparisonTask, Project, Prompt
 from .services import LabelingError, preference_pairs
 
-FORMATS = ("standard", "conversational", "raw")
+FORMATS = ("standard", "conversational", "raw", "sft")
 PAGE_SIZE = 2000
 
 
@@ -103,9 +105,9 @@ def _round_ids(project, numbers):
 def export_lines(project: Project, fmt: str, filters: ExportFilters, *, page_size=PAGE_SIZE):
     """The export as an iterator of bytes chunks (one per keyset page) of JSON Lines."""
     fmt = check_format(fmt)
-    if fmt == "raw":
+    if fmt in ("raw", "sft"):
         dumps = orjson.dumps
-        for rows in _raw_pages(project, filters, page_size):
+        for rows in (_raw_pages if fmt == "raw" else _sft_pages)(project, filters, page_size):
             yield b"\n".join(dumps(row) for row in rows) + b"\n"
         return
     # Each prompt and answer recurs in several pairs: encode it once per page and splice the
@@ -128,8 +130,8 @@ def export_lines(project: Project, fmt: str, filters: ExportFilters, *, page_siz
 def export_rows(project: Project, fmt: str, filters: ExportFilters, *, page_size=PAGE_SIZE):
     """The same rows as dicts (for Python callers and tests)."""
     fmt = check_format(fmt)
-    if fmt == "raw":
-        for rows in _raw_pages(project, filters, page_size):
+    if fmt in ("raw", "sft"):
+        for rows in (_raw_pages if fmt == "raw" else _sft_pages)(project, filters, page_size):
             yield from rows
         return
     make_row = formats.standard_row if fmt == "standard" else formats.conversational_row
@@ -194,3 +196,27 @@ def _raw_pages(project, filters, page_size):
             "split": split, "is_gold": is_gold,
         } for (pk, task_id, prompt_id, messages, split, is_gold, round_number, annotator_id, ranking, choice,
                ratings, flags, rationale, ideal_answer, time_ms, created_at, shown_order) in page]
+
+
+def sft_annotations(project, filters):
+    """Annotations that carry a reply to learn from: a demonstration, or an ideal answer rewritten
+    beside a ranking; not rejected by a reviewer, gold only when asked for."""
+    annotations = Annotation.objects.filter(task__project=project, is_rejected=False).exclude(ideal_answer="")
+    if filters.rounds:
+        annotations = annotations.filter(task__round__in=_round_ids(project, filters.rounds))
+    if not filters.include_gold:
+        annotations = annotations.filter(task__is_gold=False)
+    if filters.split:
+        annotations = annotations.filter(task__prompt__split=filters.split)
+    return annotations
+
+
+def _sft_pages(project, filters, page_size):
+    annotations, last = sft_annotations(project, filters), 0
+    while True:
+        page = list(annotations.filter(id__gt=last).order_by("id")
+                    .values_list("id", "task__prompt__messages", "ideal_answer")[:page_size])
+        if not page:
+            return
+        last = page[-1][0]
+        yield [{"messages": [*messages, {"role": "assistant", "content": reply}]} for _, messages, reply in page]

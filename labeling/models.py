@@ -22,6 +22,7 @@ class Project(models.Model):
     class Mode(models.TextChoices):
         PAIRWISE = "pairwise", "Pairwise (A vs B)"
         RANKING = "ranking", "Ranking (K candidates)"
+        DEMONSTRATION = "demonstration", "Demonstration (write the ideal reply)"
 
     class FlaggedCandidates(models.TextChoices):
         HIDE = "hide", "Hide flagged candidates from annotators"
@@ -425,6 +426,7 @@ class ReviewItem(models.Model):
         ACCEPTED = "accepted", "Accepted"
         REJECTED = "rejected", "Rejected"
         ADJUDICATED = "adjudicated", "Final ranking recorded"
+        EDITED = "edited", "Reply edited"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="review_items")
     task = models.ForeignKey(ComparisonTask, on_delete=models.CASCADE, related_name="review_items")
@@ -436,6 +438,7 @@ class ReviewItem(models.Model):
                                  related_name="reviews")
     note = models.TextField(blank=True)
     final_ranking = models.JSONField(null=True, blank=True)
+    original_text = models.TextField(blank=True, help_text="A demonstration's reply before the reviewer edited it.")
     created_at = models.DateTimeField(auto_now_add=True)
     reviewed_at = models.DateTimeField(null=True, blank=True)
 

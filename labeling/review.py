@@ -13,7 +13,7 @@ from django.utils import timezone
 from .models import Annotation, ComparisonTask, Membership, Project, ReviewItem
 
 NOTE_MAX_CHARS = 5000
-DECISIONS = ("accept", "reject", "adjudicate")
+DECISIONS = ("accept", "reject", "adjudicate", "edit")
 
 
 def may_review(project: Project, user) -> bool:
@@ -71,9 +71,11 @@ def open_count(project: Project) -> int:
     return ReviewItem.objects.filter(project=project, status=ReviewItem.Status.OPEN).count()
 
 
-def decide(item_id, reviewer, *, decision, note="", ranking=None, now=None) -> ReviewItem:
-    """Record a reviewer's decision on an open item, all or nothing. Repeating the same decision
-    returns the item; a different one on a decided item is a conflict."""
+def decide(item_id, reviewer, *, decision, note="", ranking=None, text=None, now=None) -> ReviewItem:
+    """Record a reviewer's decision on an open item, all or nothing: accept; reject (with a note);
+    adjudicate (a comparison task's final ranking); edit (a demonstration's reply, rewritten as
+    `text`, the original kept). Repeating the same decision returns the item; a different one on a
+    decided item is a conflict."""
     from . import services
     from .services import Conflict, InvalidSubmission, NotAllowed, NotFound, text_problem
 
@@ -102,7 +104,16 @@ def decide(item_id, reviewer, *, decision, note="", ranking=None, now=None) -> R
         if item.annotation is not None and item.annotation.annotator_id == reviewer.pk:
             raise NotAllowed("You cannot review your own annotation.")
         status = {"accept": ReviewItem.Status.ACCEPTED, "reject": ReviewItem.Status.REJECTED,
-                  "adjudicate": ReviewItem.Status.ADJUDICATED}[decision]
+                  "adjudicate": ReviewItem.Status.ADJUDICATED, "edit": ReviewItem.Status.EDITED}[decision]
+        is_demonstration = item.project.mode == Project.Mode.DEMONSTRATION
+        if decision == "adjudicate" and is_demonstration:
+            raise InvalidSubmission("A demonstration has no ranking: edit the reply instead.",
+                                    {"decision": "Accept, reject or edit."})
+        if decision == "edit":
+            if not is_demonstration or item.annotation is None:
+                raise InvalidSubmission("Only a demonstration's reply can be edited.", {"decision": "Not here."})
+            edited = services._clean_demonstration({"ideal_answer": text})  # the same rules as the annotator's
+            text = edited.ideal_answer
         if decision == "reject" and not note.strip():
             raise InvalidSubmission("Say why it is rejected: the annotator reads the note.",
                                     {"note": "Required when rejecting."})
@@ -121,7 +132,12 @@ def decide(item_id, reviewer, *, decision, note="", ranking=None, now=None) -> R
                 return item
             raise Conflict(f"This item is already decided ({item.get_status_display().lower()}).")
         item.status, item.reviewer, item.note, item.final_ranking, item.reviewed_at = status, reviewer, note, final, now
-        item.save(update_fields=["status", "reviewer", "note", "final_ranking", "reviewed_at"])
+        if decision == "edit":
+            item.original_text = item.annotation.ideal_answer
+            Annotation.objects.filter(pk=item.annotation_id).update(ideal_answer=text)
+        item.save(update_fields=["status", "reviewer", "note", "final_ranking", "original_text", "reviewed_at"])
+        if decision == "edit":
+            return item
         task = ComparisonTask.objects.select_for_update().select_related("prompt").get(pk=item.task_id)
         if decision == "reject":
             Annotation.objects.filter(pk=item.annotation_id).update(is_rejected=True)

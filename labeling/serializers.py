@@ -288,7 +288,8 @@ class ImportUploadSerializer(serializers.Serializer):
 class ReviewDecisionSerializer(serializers.Serializer):
     """A reviewer's decision (documents the body; labeling.review.decide checks it)."""
 
-    decision = serializers.ChoiceField(choices=["accept", "reject", "adjudicate"])
+    decision = serializers.ChoiceField(choices=["accept", "reject", "adjudicate", "edit"])
+    text = serializers.CharField(required=False, help_text="A demonstration's reply as the reviewer rewrote it (edit).")
     note = serializers.CharField(required=False, allow_blank=True, help_text="Required when rejecting.")
     ranking = serializers.JSONField(required=False, help_text="The final ranking: tiers of candidate ids, best first.")
 
@@ -316,7 +317,7 @@ class ReviewItemSerializer(serializers.Serializer):
         annotations = [item.annotation] if item.annotation_id else list(
             item.task.annotations.filter(is_rejected=False).select_related("annotator"))
         return [{"id": a.pk, "annotator": a.annotator.get_username(), "ranking": a.ranking, "flags": a.flags,
-                 "rationale": a.rationale} for a in annotations]
+                 "rationale": a.rationale, "reply": a.ideal_answer} for a in annotations]
 
 
 class ReviewNoteSerializer(serializers.Serializer):

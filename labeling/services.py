@@ -189,6 +189,14 @@ def create_task(prompt: Prompt, candidates, *, round=None, is_gold=False, gold_r
     return task
 
 
+def create_demonstration_task(prompt: Prompt, *, priority=0) -> ComparisonTask:
+    """A task of a demonstration project: the annotator writes the ideal reply to the prompt."""
+    if prompt.project.mode != Project.Mode.DEMONSTRATION:
+        raise LabelingError("Only a demonstration project has tasks without candidates.")
+    return ComparisonTask.objects.create(project=prompt.project, prompt=prompt, overlap=prompt.project.overlap,
+                                         priority=check_priority(priority))
+
+
 def set_task_priority(task: ComparisonTask, priority) -> ComparisonTask:
     """Where the task stands in its project's queue: higher priority is served first."""
     task.priority = check_priority(priority)
@@ -318,6 +326,9 @@ def _task_candidates(task):
         f"JOIN {rawsql.table(Prompt)} p ON p.id = c.prompt_id WHERE tc.comparisontask_id = %s ORDER BY c.id",
         [task.pk],
     )
+    if not rows:  # a demonstration task: a prompt, no candidates
+        task.prompt = Prompt.objects.get(pk=task.prompt_id)
+        return []
     prompt = rawsql.instance(Prompt, p_names, rows[0][len(c_names):])
     task.prompt = prompt
     candidates = []
@@ -591,7 +602,7 @@ def submit_annotation(assignment_id, annotator, payload: dict, *, now=None) -> A
              f"completed_at = %s WHERE id = %s",
              rawsql.values(ComparisonTask, ["annotations_done", "leased", "status", "completed_at", "id"],
                            [task.annotations_done, task.leased, task.status, task.completed_at, task.pk])),
-            *([_pairs_upsert(task, rankings)] if rankings else []),
+            *([_pairs_upsert(task, rankings)] if any(rankings) else []),
         ])
         if task.is_gold:
             quality.record_gold_answer(project, annotator, task, clean.ranking, now=now)
@@ -616,6 +627,8 @@ def clean_submission(project: Project, shown_order: list, payload) -> CleanSubmi
     text Postgres cannot store (NUL, lone surrogates), so nothing reaches the database unchecked."""
     if not isinstance(payload, dict):
         raise InvalidSubmission("The submission must be a JSON object.")
+    if project.mode == Project.Mode.DEMONSTRATION:
+        return _clean_demonstration(payload)
     errors = {}
     shown = [int(c) for c in shown_order]
     choice = payload.get("choice") or ""
@@ -664,6 +677,26 @@ def clean_submission(project: Project, shown_order: list, payload) -> CleanSubmi
         ranking=ranking, pairwise_choice=choice, ratings=ratings, flags=flags,
         rationale=texts["rationale"], ideal_answer=texts["ideal_answer"], time_on_task_ms=time_ms,
     )
+
+
+def _clean_demonstration(payload) -> CleanSubmission:
+    """A demonstration: the ideal reply (required, storable, within the text limit), no ranking."""
+    reply, limit, errors = payload.get("ideal_answer", payload.get("reply")), settings.RANKLOOP_MAX_TEXT_CHARS, {}
+    if not isinstance(reply, str) or not reply.strip():
+        errors["ideal_answer"] = "Write the reply: it must not be empty."
+    elif problem := text_problem(reply):
+        errors["ideal_answer"] = f"The text {problem}."
+    elif len(reply) > limit:
+        errors["ideal_answer"] = f"Too long: {len(reply)} characters, at most {limit}."
+    time_ms = payload.get("time_on_task_ms")
+    time_ms = 0 if time_ms is None else time_ms
+    if type(time_ms) is not int or not 0 <= time_ms <= 24 * 3600 * 1000:
+        errors["time_on_task_ms"] = "Must be a whole number of milliseconds (an integer), at most a day."
+    if errors:
+        raise InvalidSubmission("The demonstration is not valid: " + "; ".join(
+            f"{field}: {msg}" for field, msg in errors.items()), errors)
+    return CleanSubmission(ranking=[], pairwise_choice="", ratings={}, flags={}, rationale="",
+                           ideal_answer=reply.strip(), time_on_task_ms=time_ms)
 
 
 def _brief(value) -> str:
@@ -812,7 +845,7 @@ def aggregate_task(task: ComparisonTask) -> int:
         rankings = list(Annotation.objects.filter(task=task, is_rejected=False).values_list("ranking", flat=True))
     if not rankings and task.adjudicated_ranking:
         rankings = [task.adjudicated_ranking]  # every annotation rejected: the reviewer's ranking stands alone
-    if not rankings:  # nothing counts any more (all rejected): the task has no pairs
+    if not any(rankings):  # nothing counts any more (all rejected; or a demonstration): no pairs
         PreferencePair.objects.filter(task=task).delete()
         return 0
     sql, params = _pairs_upsert(task, rankings)

@@ -2,6 +2,7 @@
 import functools
 import string
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
@@ -63,6 +64,7 @@ def _task_context(request, project, assignment):
         "progress": services.annotator_progress(project, request.user),
         "flags": project.flags,
         "rating_range": range(1, project.rating_scale + 1),
+        "max_chars": settings.RANKLOOP_MAX_TEXT_CHARS,
     }
     if assignment is not None:
         # assign_next already loaded the candidates in the order shown.
@@ -205,7 +207,7 @@ def _verdicts(item, letter_of):
     return [{"annotator": a.annotator.get_username(),
              "ranking": " > ".join(" = ".join(letter_of.get(cid, "?") for cid in tier) for tier in a.ranking),
              "flags": ", ".join(f"{letter_of.get(int(cid), '?')}: {', '.join(names)}" for cid, names in a.flags.items()),
-             "rationale": a.rationale} for a in annotations]
+             "rationale": a.rationale, "reply": a.ideal_answer} for a in annotations]
 
 
 @login_required
@@ -234,6 +236,18 @@ def review_decide(request, slug, item_id):
     if request.POST.get("decision") == "adjudicate":
         ranking = _ranking_from_letters(request.POST.get("ranking"), _letters(item.task.candidates.order_by("id")))
     review.decide(item.pk, request.user, decision=request.POST.get("decision"), note=request.POST.get("note", ""),
-                  ranking=ranking)
+                  ranking=ranking, text=request.POST.get("text"))
     messages.success(request, "Review saved.")
     return redirect("labeling:review", slug=project.slug)
+
+
+@login_required
+@require_POST
+@labeling_errors
+def preview(request, slug):
+    """A demonstration's markdown as the page will show it (sanitized), for the Preview button."""
+    _member_project(request, slug)
+    text = request.POST.get("ideal_answer", "")
+    if problem := services.text_problem(text):
+        raise services.InvalidSubmission(f"The text {problem}.")
+    return render(request, "labeling/_preview.html", {"text": text[: settings.RANKLOOP_MAX_TEXT_CHARS]})

@@ -140,7 +140,7 @@ def policy_prompts(project, *, split: str = Prompt.Split.TRAIN, limit: int | Non
 
 def demonstrations(project) -> list[dict]:
     """Annotators' rewritten ideal answers as SFT chat rows (training side of the split only)."""
-    rows = (Annotation.objects.filter(task__project=project, task__is_gold=False,
+    rows = (Annotation.objects.filter(task__project=project, task__is_gold=False, is_rejected=False,
                                       task__prompt__split=Prompt.Split.TRAIN)
             .exclude(ideal_answer="").select_related("task__prompt").order_by("id"))
     return [{"messages": [*a.task.prompt.messages, {"role": "assistant", "content": a.ideal_answer}]} for a in rows]
