@@ -56,6 +56,13 @@ class Project(models.Model):
     gold_share = models.FloatField(
         default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="Share of claims that serve a gold task (known ranking), scored against the annotator.")
+    class QueueOrder(models.TextChoices):
+        DEFAULT = "default", "Priority, then tasks already started, then oldest"
+        UNCERTAINTY = "uncertainty", "Priority, then what the reward model is least sure of"
+
+    queue_order = models.CharField(
+        max_length=12, choices=QueueOrder.choices, default=QueueOrder.DEFAULT,
+        help_text="uncertainty: after a reward model exists, tasks whose answers it cannot tell apart go first.")
     # Quality gates (labeling.quality): a qualification set, then automatic pause on low gold accuracy.
     qualification_tasks = models.PositiveSmallIntegerField(
         default=0, validators=[MaxValueValidator(100)],
@@ -276,6 +283,9 @@ class ComparisonTask(models.Model):
     adjudicated_ranking = models.JSONField(
         null=True, blank=True, help_text="A reviewer's final ranking (tiers, best first): overrides the majority.")
     priority = models.SmallIntegerField(default=0, help_text="Higher is served first (then most started, oldest).")
+    uncertainty = models.FloatField(
+        null=True, blank=True, help_text="How unsure the latest reward model is about this task's answers "
+        "(higher first, with queue order uncertainty).")
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
@@ -287,6 +297,12 @@ class ComparisonTask(models.Model):
             models.Index(
                 F("project"), F("priority").desc(), (F("annotations_done") + F("leased")).desc(), F("id"),
                 condition=Q(status="open", is_gold=False), name="task_queue_idx",
+            ),
+            # queue_order uncertainty: the same, with the reward model's uncertainty after priority.
+            models.Index(
+                F("project"), F("priority").desc(), F("uncertainty").desc(nulls_last=True),
+                (F("annotations_done") + F("leased")).desc(), F("id"),
+                condition=Q(status="open", is_gold=False), name="task_uncertain_queue_idx",
             ),
             # Gold tasks are claimed apart, at the project's gold_share (each annotator once).
             models.Index(fields=["project", "id"], condition=Q(status="open", is_gold=True), name="task_gold_queue_idx"),

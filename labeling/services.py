@@ -380,12 +380,20 @@ _CLAIM_COLUMNS = ["id", "project_id", "prompt_id", "round_id", "status", "overla
                   "is_gold"]
 
 
-def _claim_sql(gold=False):
-    # Each form repeats its partial index (task_queue_idx, task_gold_queue_idx): one index scan.
+_ORDERS = {
+    Project.QueueOrder.DEFAULT: "t.priority DESC, t.annotations_done + t.leased DESC, t.id",
+    Project.QueueOrder.UNCERTAINTY: "t.priority DESC, t.uncertainty DESC NULLS LAST, t.annotations_done + t.leased "
+                                    "DESC, t.id",
+}
+
+
+def _claim_sql(gold=False, queue_order=Project.QueueOrder.DEFAULT):
+    # Each form repeats its partial index (task_queue_idx, task_uncertain_queue_idx,
+    # task_gold_queue_idx): one index scan.
     return _CLAIM_SQL.format(
         task=ComparisonTask._meta.db_table, assignment=Assignment._meta.db_table,
         gold="t.is_gold" if gold else "NOT t.is_gold",
-        order="t.id" if gold else "t.priority DESC, t.annotations_done + t.leased DESC, t.id",
+        order="t.id" if gold else _ORDERS.get(queue_order, _ORDERS[Project.QueueOrder.DEFAULT]),
         lock="FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else "",
         columns=", ".join(_CLAIM_COLUMNS),
     )
@@ -402,7 +410,7 @@ def _claim_open_task(project, annotator, *, gold=False):
     Written as SQL because this is the hottest query of the product: the ORM spent more time
     compiling it than the database spent running it."""
     with connection.cursor() as cursor:
-        cursor.execute(_claim_sql(gold), [project.pk, annotator.pk, annotator.pk, project.pk])
+        cursor.execute(_claim_sql(gold, project.queue_order), [project.pk, annotator.pk, annotator.pk, project.pk])
         row = cursor.fetchone()
     return None if row is None else _claimed_task(project, row)
 
@@ -429,11 +437,12 @@ def _claim_or_see_lease(project, annotator, *, gold=False):
     params = [project.pk, annotator.pk, annotator.pk, project.pk]
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(_claim_sql(gold), params)
+            cursor.execute(_claim_sql(gold, project.queue_order), params)
             row = cursor.fetchone()
         return (None, False) if row is None else (_claimed_task(project, row), False)
     sql = _CLAIM_OR_SEE_LEASE_SQL.format(
-        claim=_claim_sql(gold), columns=", ".join(_CLAIM_COLUMNS), nulls=", ".join(["NULL"] * len(_CLAIM_COLUMNS)),
+        claim=_claim_sql(gold, project.queue_order), columns=", ".join(_CLAIM_COLUMNS),
+        nulls=", ".join(["NULL"] * len(_CLAIM_COLUMNS)),
         assignment=Assignment._meta.db_table)
     rows = rawsql.fetch_all(sql, params + [annotator.pk, project.pk])
     for row in rows:
