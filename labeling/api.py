@@ -283,6 +283,9 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         response = StreamingHttpResponse(exporting.export_lines(project, fmt, filters),
                                          content_type="application/x-ndjson")
         response["Content-Disposition"] = f'attachment; filename="{exporting.export_filename(project, fmt)}"'
+        # What the pairs leave out, so a consumer knows (reviewers' rejections, paused annotators).
+        excluded = services.excluded_annotation_counts(project)
+        response["X-Rankloop-Excluded-Annotations"] = ", ".join(f"{k}={v}" for k, v in excluded.items())
         return response
 
 

@@ -73,6 +73,9 @@ class Project(models.Model):
     gold_min_accuracy = models.FloatField(
         null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="Pause an annotator whose gold accuracy falls below this (empty: never).")
+    exclude_paused_labels = models.BooleanField(
+        default=False, help_text="A paused annotator's annotations leave the pairs (re-aggregated at once) until "
+        "they are reinstated.")
     # Review (labeling.review): a random share of annotations, tasks under an agreement, flagged tasks.
     review_share = models.FloatField(
         default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],

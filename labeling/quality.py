@@ -108,7 +108,7 @@ def record_gold_answer(project: Project, annotator, task: ComparisonTask, rankin
 
 def pause_annotator(project: Project, user, *, reason: str, now=None) -> None:
     """The annotator gets no more tasks here until staff reinstate them; their live leases end."""
-    from .services import _end_leases
+    from .services import _end_leases, reaggregate_annotator
 
     now = now or timezone.now()
     with transaction.atomic():
@@ -116,15 +116,22 @@ def pause_annotator(project: Project, user, *, reason: str, now=None) -> None:
         leases = Assignment.objects.select_for_update().filter(
             project=project, annotator=user, status=Assignment.Status.LEASED)
         _end_leases(list(leases.order_by("id").values_list("id", "task_id")), now)
+        if project.exclude_paused_labels:
+            reaggregate_annotator(project, user)  # their labels leave the pairs at once
 
 
 def reinstate_annotator(project: Project, user, *, now=None) -> bool:
     """Staff lift a pause: the gates start a new window (a failed qualification counts as passed).
     False when the annotator was not paused."""
+    from .services import reaggregate_annotator
+
     now = now or timezone.now()
-    return bool(Membership.objects.filter(project=project, user=user, paused_at__isnull=False).update(
-        paused_at=None, paused_reason="", gate_gold_done=0, gate_gold_correct=0,
-        qualified_at=now))
+    with transaction.atomic():
+        lifted = bool(Membership.objects.filter(project=project, user=user, paused_at__isnull=False).update(
+            paused_at=None, paused_reason="", gate_gold_done=0, gate_gold_correct=0, qualified_at=now))
+        if lifted and project.exclude_paused_labels:
+            reaggregate_annotator(project, user)  # their labels count again
+    return lifted
 
 
 # --- figures ---------------------------------------------------------------------------------

@@ -138,7 +138,8 @@ def decide(item_id, reviewer, *, decision, note="", ranking=None, text=None, now
         item.save(update_fields=["status", "reviewer", "note", "final_ranking", "original_text", "reviewed_at"])
         if decision == "edit":
             return item
-        task = ComparisonTask.objects.select_for_update().select_related("prompt").get(pk=item.task_id)
+        task = ComparisonTask.objects.select_for_update(of=("self",)).select_related("prompt", "project").get(
+            pk=item.task_id)
         if decision == "reject":
             Annotation.objects.filter(pk=item.annotation_id).update(is_rejected=True)
         elif decision == "adjudicate":

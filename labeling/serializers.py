@@ -43,7 +43,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             "id", "name", "slug", "description", "instructions", "mode", "candidates_per_prompt", "overlap",
             "lease_seconds", "allow_ties", "rating_aspects", "rating_scale", "flag_choices", "shuffle_positions",
             "gold_share", "qualification_tasks", "qualification_pass", "gold_min_accuracy", "gold_min_tasks",
-            "review_share", "review_agreement_below", "queue_order",
+            "review_share", "review_agreement_below", "queue_order", "exclude_paused_labels",
             "heldout_percent", "decoding_config", "flagged_candidates", "long_prompts",
             "is_archived", "created_at",
         ]

@@ -596,8 +596,7 @@ def submit_annotation(assignment_id, annotator, payload: dict, *, now=None) -> A
         else:
             rankings = [clean.ranking]
             if task.annotations_done > 1:
-                rankings += list(Annotation.objects.filter(task=task, is_rejected=False)
-                                 .values_list("ranking", flat=True))
+                rankings += list(counted_annotations(project, task=task).values_list("ranking", flat=True))
         annotation_values = (assignment.pk, task.pk, annotator.pk, clean.ranking, clean.pairwise_choice,
                              clean.ratings, clean.flags, clean.rationale, clean.ideal_answer, clean.time_on_task_ms,
                              now)
@@ -845,13 +844,44 @@ def majority(votes_a, votes_b, votes_tie):
     return winner, agreement, margin
 
 
+def counted_annotations(project: Project, **filters):
+    """The annotations that count in a project's pairs: not rejected by a reviewer, and (with
+    exclude_paused_labels) not by an annotator who is paused there."""
+    annotations = Annotation.objects.filter(is_rejected=False, **filters)
+    if project.exclude_paused_labels:
+        paused = Membership.objects.filter(project=project, paused_at__isnull=False).values("user_id")
+        annotations = annotations.exclude(annotator_id__in=paused)
+    return annotations
+
+
+def excluded_annotation_counts(project: Project) -> dict:
+    """How many of the project's annotations do not count in its pairs, and why."""
+    all_annotations = Annotation.objects.filter(task__project=project, task__is_gold=False)
+    rejected = all_annotations.filter(is_rejected=True).count()
+    paused = 0
+    if project.exclude_paused_labels:
+        paused_users = Membership.objects.filter(project=project, paused_at__isnull=False).values("user_id")
+        paused = all_annotations.filter(is_rejected=False, annotator_id__in=paused_users).count()
+    return {"rejected_by_review": rejected, "paused_annotators": paused}
+
+
+def reaggregate_annotator(project: Project, user) -> int:
+    """Recompute the pairs of every task the user annotated in the project (after their pause or
+    reinstatement changed what counts)."""
+    total = 0
+    for task in ComparisonTask.objects.filter(project=project, is_gold=False, annotations__annotator=user) \
+            .select_related("prompt", "project").distinct().iterator():
+        total += aggregate_task(task)
+    return total
+
+
 def aggregate_task(task: ComparisonTask) -> int:
     """Recompute the preference pairs of one task from all its annotations (a gold task's: from its
     known ranking, once answered). Returns how many pairs."""
     if task.is_gold:
         rankings = [task.gold_ranking] if task.annotations_done else []
     else:
-        rankings = list(Annotation.objects.filter(task=task, is_rejected=False).values_list("ranking", flat=True))
+        rankings = list(counted_annotations(task.project, task=task).values_list("ranking", flat=True))
     if not rankings and task.adjudicated_ranking:
         rankings = [task.adjudicated_ranking]  # every annotation rejected: the reviewer's ranking stands alone
     if not any(rankings):  # nothing counts any more (all rejected; or a demonstration): no pairs
@@ -889,7 +919,8 @@ _PAIR_FIELDS = ("project_id", "prompt_id") + _PAIR_KEY + _PAIR_UPDATE
 
 def reaggregate_project(project: Project) -> int:
     total = 0
-    for task in ComparisonTask.objects.filter(project=project, annotations_done__gt=0).iterator():
+    for task in ComparisonTask.objects.filter(project=project, annotations_done__gt=0).select_related(
+            "prompt", "project").iterator():
         with transaction.atomic():
             total += aggregate_task(task)
     return total

@@ -147,6 +147,7 @@ def project_detail(request, slug):
         "members": members,
         "quality": quality.annotator_quality(project),
         "open_reviews": review.open_count(project),
+        "excluded": services.excluded_annotation_counts(project),
     })
 
 

@@ -113,3 +113,28 @@ def test_a_paused_annotator_cannot_submit_an_old_lease(make_project, make_tasks,
     quality.pause_annotator(project, annotator, reason="Paused by staff for a check.")
     with pytest.raises(services.Paused, match="for a check"):
         services.submit_annotation(assignment.pk, annotator, {"choice": "a"})
+
+
+def test_a_paused_annotators_labels_leave_the_pairs_until_reinstated(make_project, make_tasks, make_user, admin_user):
+    good, careless = make_user("good"), make_user("sloppy")
+    project = make_project(annotators=[good, careless], overlap=2, shuffle_positions=False,
+                           exclude_paused_labels=True)
+    tasks = make_tasks(project, 2)
+    for user, choice in ((good, "a"), (careless, "b")):
+        for _ in tasks:
+            assignment = services.assign_next(project, user)
+            services.submit_annotation(assignment.pk, user, {"choice": choice})
+    from labeling import quality
+    from labeling.models import PreferencePair
+
+    assert set(PreferencePair.objects.values_list("is_tie", flat=True)) == {True}  # 1 vote each way
+    quality.pause_annotator(project, careless, reason="Paused by staff.")
+    pairs = PreferencePair.objects.select_related("task")
+    assert all(not p.is_tie and p.votes_a == 1 and p.votes_b == 0 for p in pairs)
+    assert services.excluded_annotation_counts(project) == {"rejected_by_review": 0, "paused_annotators": 2}
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    response = api.get(f"/api/v1/projects/{project.slug}/export/")
+    assert response["X-Rankloop-Excluded-Annotations"] == "rejected_by_review=0, paused_annotators=2"
+    quality.reinstate_annotator(project, careless)
+    assert set(PreferencePair.objects.values_list("is_tie", flat=True)) == {True}
