@@ -209,12 +209,17 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         return Response(ReviewNoteSerializer(review.rejected_work(self.get_object(), request.user), many=True).data)
 
     @extend_schema(responses=inline_serializer("AnnotatorQuality", {
-        "annotators": serializers.ListField(child=serializers.DictField())}))
+        "annotators": serializers.ListField(child=serializers.DictField()),
+        "agreement_by_round": serializers.ListField(child=serializers.DictField()),
+        "excluded_annotations": serializers.DictField()}))
     @action(detail=True, methods=["get"], permission_classes=[IsAdmin])
     def quality(self, request, slug=None):
         """Each annotator's gold accuracy (Wilson 95% interval), agreement with the others, skip rate,
         time on task and standing (paused, qualifying)."""
-        return Response({"annotators": quality.annotator_quality(self.get_object())})
+        project = self.get_object()
+        return Response({"annotators": quality.annotator_quality(project),
+                         "agreement_by_round": services.agreement_by_round(project),
+                         "excluded_annotations": services.excluded_annotation_counts(project)})
 
     @extend_schema(request=inline_serializer("ReinstateRef", {"username": serializers.CharField()}),
                    responses={204: None})

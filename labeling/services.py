@@ -932,15 +932,27 @@ def reaggregate_project(project: Project) -> int:
 def project_agreement(project: Project) -> dict:
     """Pairwise agreement (the share of annotator pairs that agree on a candidate pair) and
     Krippendorff's alpha (nominal: a better / b better / tie) over pairs with 2+ votes."""
+    return _agreement(list(_multi_vote_pairs(project).values_list("votes_a", "votes_b", "votes_tie")))
+
+
+def agreement_by_round(project: Project) -> list[dict]:
+    """project_agreement per labeling round (round None: tasks from outside any round), oldest first."""
+    by_round = defaultdict(list)
+    for number, *votes in _multi_vote_pairs(project).values_list("round__number", "votes_a", "votes_b", "votes_tie"):
+        by_round[number].append(tuple(votes))
+    return [{"round": number, **_agreement(counts)}
+            for number, counts in sorted(by_round.items(), key=lambda kv: (kv[0] is not None, kv[0] or 0))]
+
+
+def _multi_vote_pairs(project):
+    return (PreferencePair.objects.filter(project=project, is_gold=False)
+            .annotate(n=F("votes_a") + F("votes_b") + F("votes_tie")).filter(n__gte=2))
+
+
+def _agreement(counts) -> dict:
     import krippendorff
     import numpy as np
 
-    counts = list(
-        PreferencePair.objects.filter(project=project, is_gold=False)
-        .annotate(n=F("votes_a") + F("votes_b") + F("votes_tie"))
-        .filter(n__gte=2)
-        .values_list("votes_a", "votes_b", "votes_tie")
-    )
     if not counts:
         return {"pairs": 0, "pairwise_agreement": None, "krippendorff_alpha": None}
     agree = total = 0

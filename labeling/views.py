@@ -143,6 +143,7 @@ def project_detail(request, slug):
         "progress": services.project_progress(project),
         "per_annotator": services.annotations_per_annotator(project),
         "agreement": services.project_agreement(project),
+        "agreement_by_round": services.agreement_by_round(project),
         "recent": _as_shown(recent),
         "members": members,
         "quality": quality.annotator_quality(project),

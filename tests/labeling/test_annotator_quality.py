@@ -54,3 +54,15 @@ def test_the_gold_check_scores_strict_pairs_only():
     assert quality.gold_agrees([[1], [2], [3]], [[1], [2, 3]])  # gold ties 2 and 3: not scored
     assert not quality.gold_agrees([[1, 2], [3]], [[1], [2], [3]])  # a tie where gold orders
     assert not quality.gold_agrees([[2], [1]], [[1], [2]])
+
+
+def test_agreement_by_round(make_project, make_tasks, make_user):
+    a, b = make_user("r_a"), make_user("r_b")
+    project = make_project(annotators=[a, b], overlap=2, shuffle_positions=False)
+    make_tasks(project, 2)
+    for user in (a, b):
+        for _ in range(2):
+            assignment = services.assign_next(project, user)
+            services.submit_annotation(assignment.pk, user, {"choice": "a"})
+    (row,) = services.agreement_by_round(project)
+    assert row["round"] is None and row["pairs"] == 2 and row["pairwise_agreement"] == 1.0
