@@ -201,7 +201,7 @@ class _PairChecker(_RowChecker):
         for side in missing:
             self.errors.add(line, side, "is missing")
         if "prompt" in record and record["prompt"] is not None:
-            messages = self._messages(line, record["prompt"])
+            messages = self._prompt(line, record["prompt"])
             answers = {side: self._answer(line, side, record[side]) for side in ("chosen", "rejected")
                        if side not in missing}
         elif missing:
@@ -245,8 +245,29 @@ class _PairChecker(_RowChecker):
             parts.append(content)
         return self._text(line, field_name, "\n\n".join(parts))
 
+    def _prompt(self, line, value):
+        """An explicit prompt: text, or chat messages ending with the user's (non-empty) turn."""
+        if isinstance(value, str):
+            text = self._text(line, "prompt", value)
+            return None if text is None else [{"role": "user", "content": text}]
+        if not isinstance(value, list) or not value:
+            self.errors.add(line, "prompt", "must be text or a non-empty list of chat messages")
+            return None
+        messages = self._conversation(line, "prompt", value)
+        if messages is None:
+            return None
+        last = len(messages) - 1
+        if messages[last]["role"] != "user":
+            self.errors.add(line, f"prompt[{last}].role", "the last message must be the user's (the turn to answer)")
+            return None
+        if not messages[last]["content"].strip():
+            self.errors.add(line, f"prompt[{last}].content", "is empty")
+            return None
+        return messages
+
     def _conversation(self, line, field_name, value):
-        """A whole conversation: a list of messages, or an Anthropic transcript."""
+        """A whole conversation: a list of messages, or an Anthropic transcript. An earlier turn may
+        be empty (public transcripts have a few); the turn answered and the answers may not."""
         if isinstance(value, str):
             turns = _TRANSCRIPT_TURN.split("\n\n" + value.lstrip("\n"))
             if len(turns) < 3 or turns[0].strip():
@@ -268,7 +289,7 @@ class _PairChecker(_RowChecker):
             if role not in ROLES:
                 self.errors.add(line, f"{where}.role", f"is {_brief(role)}; use one of {', '.join(ROLES)}")
                 return None
-            content = self._text(line, f"{where}.content", message.get("content"))
+            content = self._text(line, f"{where}.content", message.get("content"), required=False)
             if content is None:
                 return None
             messages.append({"role": role, "content": content})
@@ -294,6 +315,9 @@ class _PairChecker(_RowChecker):
                             '"prompt"')
             return None, {}
         start = users[-1] + 1
+        if not sides["chosen"][users[-1]]["content"].strip():
+            self.errors.add(line, f"chosen[{users[-1]}].content", "is empty (the user's turn the answers answer)")
+            return None, {}
         answers = {}
         for side, messages in sides.items():
             rest = messages[start:]

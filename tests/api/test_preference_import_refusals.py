@@ -27,6 +27,10 @@ BAD_LINES = [  # (line, field, words in the message)
      "assistant"),
     (b'{"prompt": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "chosen": "a", '
      b'"rejected": "b"}', "prompt[1].role", "last message"),
+    (b'{"prompt": [{"role": "user", "content": " "}], "chosen": "a", "rejected": "b"}', "prompt[0].content", "empty"),
+    (b'{"chosen": [{"role": "user", "content": ""}, {"role": "assistant", "content": "a"}], '
+     b'"rejected": [{"role": "user", "content": ""}, {"role": "assistant", "content": "b"}]}', "chosen[0].content",
+     "empty"),
     (b'{"prompt": "q\\ud800", "chosen": "a", "rejected": "b"}', "", "surrogate"),  # orjson refuses it
     (b'{"prompt": "q", "chosen": "a\\u0000", "rejected": "b"}', "chosen", "NUL"),
     (b'{"prompt": "' + b"x" * 101 + b'", "chosen": "a", "rejected": "b"}', "prompt", "limit"),
