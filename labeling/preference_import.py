@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import orjson
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, connections, transaction
 
 from .importing import (
     BATCH_SIZE,
@@ -417,12 +417,40 @@ def write_pair_rows(project: Project, rows: list[PairRow], *, source: str) -> Pr
                     candidate_b_id=max(chosen, rejected), chosen_id=chosen, rejected_id=rejected, votes_a=0,
                     votes_b=0, votes_tie=0, is_tie=False, agreement=1.0, margin=row.margin, is_gold=False,
                     split=split, source=source, external_id=row.external_id, import_key=row.key))
-            PreferencePair.objects.bulk_create(pairs, batch_size=BATCH_SIZE)
+            _create(pairs)
     except IntegrityError:  # the safety net under the lock
         raise Conflict("Another import added some of these pairs at the same time. Nothing was imported; run the "
                        "import again (it skips pairs already imported).")
     report.pairs_created = len(pairs)
     return report
+
+
+def _create(objects) -> None:
+    """Insert new model instances of one model, setting their ids. On Postgres through COPY with
+    ids drawn from the table's sequence first (several times faster than bulk_create's
+    parameters for thousands of long texts); elsewhere bulk_create."""
+    if not objects:
+        return
+    model = type(objects[0])
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(objects, batch_size=BATCH_SIZE)
+        return
+    db = connections[model.objects.db]  # the connection itself, not the proxy (read per value below)
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    prepare = [(f.pre_save, f.get_db_prep_save) for f in fields]
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    # COPY goes through psycopg's own cursor: wrap its errors as Django's (IntegrityError, ...).
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                       [model._meta.db_table, len(objects)])
+        ids = [row[0] for row in cursor.fetchall()]
+        with cursor.cursor.copy(f"COPY {table} (id, {columns}) FROM STDIN") as copy:
+            for pk, obj in zip(ids, objects):
+                copy.write_row((pk, *[prep(pre_save(obj, True), db) for pre_save, prep in prepare]))
+    for pk, obj in zip(ids, objects):
+        obj.pk = pk
+        obj._state.adding = False
 
 
 def _existing(queryset, field, values) -> set:
@@ -461,7 +489,7 @@ def _prompts(project, rows, report) -> tuple[dict, set]:
             uid = uuid.uuid4()
             new.append(Prompt(uid=uid, project=project, messages=messages, external_id=PROMPT_ID_PREFIX + key,
                               source=report.source, split=stable_split(project.pk, uid, project.heldout_percent)))
-    Prompt.objects.bulk_create(new, batch_size=BATCH_SIZE)
+    _create(new)
     for prompt in new:
         found[prompt.external_id[len(PROMPT_ID_PREFIX):]] = (prompt.pk, prompt.split)
     report.prompts_created = len(new)
@@ -484,7 +512,7 @@ def _candidates(rows, prompts, matched, source, report) -> dict:
                 needed[(prompt_id, text)] = cid
     new = [Candidate(prompt_id=prompt_id, text=text, external_source=source)
            for (prompt_id, text), cid in needed.items() if cid is None]
-    Candidate.objects.bulk_create(new, batch_size=BATCH_SIZE)
+    _create(new)
     for candidate in new:
         needed[(candidate.prompt_id, candidate.text)] = candidate.pk
     report.candidates_created = len(new)
