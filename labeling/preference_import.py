@@ -469,10 +469,12 @@ def _prompts(project, rows, report) -> tuple[dict, set]:
     for row in rows:
         wanted.setdefault(_hash(row.messages), row.messages)
     found = {}
-    for prompt_id, external_id, split in Prompt.objects.filter(
-            project=project, external_id__in=[PROMPT_ID_PREFIX + h for h in wanted]).values_list(
-            "id", "external_id", "split"):
-        found[external_id[len(PROMPT_ID_PREFIX):]] = (prompt_id, split)
+    external_ids = [PROMPT_ID_PREFIX + h for h in wanted]
+    for start in range(0, len(external_ids), 10000):  # bounded IN lists (parameter limits)
+        for prompt_id, external_id, split in Prompt.objects.filter(
+                project=project, external_id__in=external_ids[start:start + 10000]).values_list(
+                "id", "external_id", "split"):
+            found[external_id[len(PROMPT_ID_PREFIX):]] = (prompt_id, split)
     if len(found) < len(wanted):
         # Prompts written otherwise (the prompt import, the demo, the API) match by their messages.
         others = (Prompt.objects.filter(project=project).exclude(external_id__startswith=PROMPT_ID_PREFIX)
