@@ -29,6 +29,7 @@ import gzip
 import hashlib
 import io
 import math
+import operator
 import re
 import uuid
 import zlib
@@ -36,7 +37,8 @@ from dataclasses import dataclass
 
 import orjson
 from django.conf import settings
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, connection, models, transaction
+from django.utils import timezone
 
 from .importing import (
     BATCH_SIZE,
@@ -435,9 +437,9 @@ def _create(objects) -> None:
     if connection.vendor != "postgresql":
         model.objects.bulk_create(objects, batch_size=BATCH_SIZE)
         return
-    db = connections[model.objects.db]  # the connection itself, not the proxy (read per value below)
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    prepare = [(f.pre_save, f.get_db_prep_save) for f in fields]
+    now = timezone.now()
+    values = [_copy_value(f, now) for f in fields]
     table = connection.ops.quote_name(model._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     # COPY goes through psycopg's own cursor: wrap its errors as Django's (IntegrityError, ...).
@@ -447,10 +449,22 @@ def _create(objects) -> None:
         ids = [row[0] for row in cursor.fetchall()]
         with cursor.cursor.copy(f"COPY {table} (id, {columns}) FROM STDIN") as copy:
             for pk, obj in zip(ids, objects):
-                copy.write_row((pk, *[prep(pre_save(obj, True), db) for pre_save, prep in prepare]))
+                copy.write_row((pk, *[value(obj) for value in values]))
     for pk, obj in zip(ids, objects):
         obj.pk = pk
         obj._state.adding = False
+
+
+def _copy_value(field, now):
+    """obj -> the field's value as COPY takes it: JSON as its text, auto_now(_add) times as now,
+    the rest (text, numbers, booleans, uuids, foreign key ids) as the attribute holds it."""
+    get = operator.attrgetter(field.attname)
+    if isinstance(field, models.JSONField):
+        dumps = orjson.dumps
+        return lambda obj: None if (value := get(obj)) is None else dumps(value).decode()
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return lambda obj: now
+    return get
 
 
 def _existing(queryset, field, values) -> set:
