@@ -7,6 +7,8 @@ One line per pair, in any of TRL's preference shapes:
     conversational:   {"prompt": [messages ending with the user's turn],
                        "chosen": [assistant message(s)], "rejected": [assistant message(s)]}
                       (chosen / rejected may also be plain text, as in the shared HH and OASST files)
+                      (or chosen / rejected as whole conversations repeating the prompt, as
+                      UltraFeedback binarized ships: the prompt must be the turns they share)
     implicit prompt:  {"chosen": [the whole conversation], "rejected": [the whole conversation]}:
                       the prompt is the turns both share, up to the last user turn; Anthropic's
                       transcripts ("\\n\\nHuman: ...\\n\\nAssistant: ...") are read the same way
@@ -202,7 +204,9 @@ class _PairChecker(_RowChecker):
         missing = [side for side in ("chosen", "rejected") if record.get(side) is None]
         for side in missing:
             self.errors.add(line, side, "is missing")
-        if "prompt" in record and record["prompt"] is not None:
+        if "prompt" in record and record["prompt"] is not None and not missing and _whole_conversations(record):
+            messages, answers = self._with_conversations(line, record)
+        elif "prompt" in record and record["prompt"] is not None:
             messages = self._prompt(line, record["prompt"])
             answers = {side: self._answer(line, side, record[side]) for side in ("chosen", "rejected")
                        if side not in missing}
@@ -246,6 +250,19 @@ class _PairChecker(_RowChecker):
                 return None
             parts.append(content)
         return self._text(line, field_name, "\n\n".join(parts))
+
+    def _with_conversations(self, line, record):
+        """A prompt, and chosen and rejected as whole conversations that repeat it (as `datasets`
+        exports UltraFeedback binarized): the conversations decide, the prompt must agree."""
+        explicit = self._prompt(line, record["prompt"])
+        messages, answers = self._implicit(line, record["chosen"], record["rejected"])
+        if explicit is None or messages is None:
+            return None, {}
+        if explicit != messages and not (isinstance(record["prompt"], str)
+                                         and messages[-1]["content"] == record["prompt"]):
+            self.errors.add(line, "prompt", "is not the conversation chosen and rejected share before their answers")
+            return None, {}
+        return messages, answers
 
     def _prompt(self, line, value):
         """An explicit prompt: text, or chat messages ending with the user's (non-empty) turn."""
@@ -377,6 +394,13 @@ class _PairChecker(_RowChecker):
                             "be the better answer")
             return None
         return chosen - rejected
+
+
+def _whole_conversations(record) -> bool:
+    """Whether chosen and rejected are message lists holding more than the assistant's answer."""
+    sides = (record.get("chosen"), record.get("rejected"))
+    return all(isinstance(side, list) for side in sides) and any(
+        isinstance(m, dict) and m.get("role") != "assistant" for side in sides for m in side)
 
 
 def _brief(value) -> str:

@@ -44,14 +44,18 @@ def test_each_shape_becomes_a_labelled_pair_with_its_winner_and_source(admin_api
         {"prompt": "Rate me", "chosen": [assistant("Good")], "rejected": [assistant("Bad")],
          "score_chosen": 8.5, "score_rejected": 3},
         {"prompt": "Margin?", "chosen": "Big", "rejected": "Small", "margin": 0.25},
+        # UltraFeedback binarized: chosen and rejected repeat the prompt, and carry scores.
+        {"prompt": "Haiku?", "prompt_id": "abc", "chosen": [user("Haiku?"), assistant("Old pond, a frog")],
+         "rejected": [user("Haiku?"), assistant("No.")], "score_chosen": 9.0, "score_rejected": 2.0,
+         "messages": [user("Haiku?"), assistant("Old pond, a frog")]},
         # An empty turn earlier in the history (HH-RLHF has one) is kept; only the answered turn must say something.
         {"prompt": [user("Hike?"), assistant(""), user("Well?")], "chosen": "Layers.", "rejected": "Shorts."},
     )
     response = post(admin_api, project, body)
     assert response.status_code == 201, response.content
-    assert response.json() == {"source": "import:public", "pairs_created": 8, "pairs_skipped_existing": 0,
-                               "duplicate_lines_skipped": 0, "prompts_created": 8, "prompts_matched": 0,
-                               "candidates_created": 16}
+    assert response.json() == {"source": "import:public", "pairs_created": 9, "pairs_skipped_existing": 0,
+                               "duplicate_lines_skipped": 0, "prompts_created": 9, "prompts_matched": 0,
+                               "candidates_created": 18}
     got = pairs_of(project)
     assert got == [
         ([user("Capital of France?")], "Paris.", "Lyon.", 1.0, "import:public"),
@@ -62,6 +66,7 @@ def test_each_shape_becomes_a_labelled_pair_with_its_winner_and_source(admin_api
          "import:public"),
         ([user("Rate me")], "Good", "Bad", 5.5, "import:public"),
         ([user("Margin?")], "Big", "Small", 0.25, "import:public"),
+        ([user("Haiku?")], "Old pond, a frog", "No.", 7.0, "import:public"),
         ([user("Hike?"), assistant(""), user("Well?")], "Layers.", "Shorts.", 1.0, "import:public"),
     ]
     pair = PreferencePair.objects.get(external_id="hh/1")

@@ -44,6 +44,9 @@ BAD_LINES = [  # (line, field, words in the message)
      b'{"role": "user", "content": "more"}, {"role": "assistant", "content": "c"}], '
      b'"rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "b"}]}', "chosen[2].role",
      "differ before the last assistant turn"),
+    (b'{"prompt": "other", "chosen": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], '
+     b'"rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "b"}]}', "prompt",
+     "not the conversation"),
     (b'{"prompt": "q", "chosen": "a", "rejected": "b", "margin": "big"}', "margin", "number"),
     (b'{"prompt": "q", "chosen": "a", "rejected": "b", "margin": -1}', "margin", "negative"),
     (b'{"prompt": "q", "chosen": "a", "rejected": "b", "score_chosen": 2}', "score_rejected", "missing"),
