@@ -1,6 +1,6 @@
-"""The labeling REST API (/api/v1/): thin views over labeling.services, labeling.importing
-and labeling.exporting. Admin (staff) endpoints: projects (write), prompts, candidates, tasks,
-annotations, pairs, import, export. Annotator endpoints: their projects (read), next task,
+"""The labeling REST API (/api/v1/): thin views over labeling.services, labeling.importing,
+labeling.preference_import and labeling.exporting. Admin (staff) endpoints: projects (write),
+prompts, candidates, tasks, annotations, pairs, import, preference import, export. Annotator endpoints: their projects (read), next task,
 their own assignments, submit and skip."""
 import django_filters
 from django.contrib.auth import get_user_model
