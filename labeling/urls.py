@@ -6,6 +6,7 @@ app_name = "labeling"
 urlpatterns = [
     path("", views.home, name="home"),
     path("p/<slug:slug>/", views.project_detail, name="project"),
+    path("p/<slug:slug>/preferences/import/", views.import_preferences, name="import_preferences"),
     path("p/<slug:slug>/annotate/", views.annotate, name="annotate"),
     path("p/<slug:slug>/assignments/<int:assignment_id>/submit/", views.submit, name="submit"),
     path("p/<slug:slug>/assignments/<int:assignment_id>/skip/", views.skip, name="skip"),
