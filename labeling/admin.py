@@ -91,8 +91,8 @@ class AnnotationAdmin(admin.ModelAdmin):
 
 @admin.register(PreferencePair)
 class PreferencePairAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "task", "chosen", "rejected", "votes_a", "votes_b", "votes_tie", "is_tie", "agreement", "margin", "split"]
-    list_filter = ["project", "is_tie", "is_gold", "split"]
-    search_fields = ["task__id"]
+    list_display = ["id", "project", "source", "task", "chosen", "rejected", "votes_a", "votes_b", "votes_tie", "is_tie", "agreement", "margin", "split"]
+    list_filter = ["project", "source", "is_tie", "is_gold", "split"]
+    search_fields = ["task__id", "external_id"]
     raw_id_fields = ["project", "task", "prompt", "round", "candidate_a", "candidate_b", "chosen", "rejected"]
     list_select_related = ["project", "task__project", "chosen", "rejected"]

@@ -1,6 +1,6 @@
-"""The labeling REST API (/api/v1/): thin views over labeling.services, labeling.importing
-and labeling.exporting. Admin (staff) endpoints: projects (write), prompts, candidates, tasks,
-annotations, pairs, import, export. Annotator endpoints: their projects (read), next task,
+"""The labeling REST API (/api/v1/): thin views over labeling.services, labeling.importing,
+labeling.preference_import and labeling.exporting. Admin (staff) endpoints: projects (write),
+prompts, candidates, tasks, annotations, pairs, import, preference import, export. Annotator endpoints: their projects (read), next task,
 their own assignments, submit and skip."""
 import django_filters
 from django.contrib.auth import get_user_model
@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from rankloop.api_common import IgnoreFormatParam, IsAdmin, IsAdminOrReadOnly
 
-from . import exporting, importing, quality, review, services
+from . import exporting, importing, preference_import, quality, review, services
 from .models import Annotation, Assignment, Candidate, ComparisonTask, PreferencePair, Project, Prompt, ReviewItem
 from .serializers import (
     AnnotationSerializer,
@@ -27,6 +27,8 @@ from .serializers import (
     ImportReportSerializer,
     ImportUploadSerializer,
     PairSerializer,
+    PreferenceImportReportSerializer,
+    PreferenceUploadSerializer,
     ProjectSerializer,
     PromptSerializer,
     ReviewDecisionSerializer,
@@ -99,7 +101,7 @@ class PairFilter(django_filters.FilterSet):
 
     class Meta:
         model = PreferencePair
-        fields = ["project", "task", "round", "min_agreement", "is_tie", "is_gold", "split"]
+        fields = ["project", "task", "round", "min_agreement", "is_tie", "is_gold", "split", "source"]
 
 
 class AssignmentFilter(django_filters.FilterSet):
@@ -120,7 +122,31 @@ EXPORT_PARAMETERS = [
     OpenApiParameter("ties", str, enum=["include", "exclude"], description="Default exclude"),
     OpenApiParameter("gold", str, enum=["include", "exclude"], description="Default exclude"),
     OpenApiParameter("split", str, enum=list(Prompt.Split.values)),
+    OpenApiParameter("source", str, description='Only pairs from these sources, comma-separated or repeated: '
+                     '"labels" (annotators), "import:<name>" (imported files)'),
 ]
+
+
+def _upload(request):
+    """(bytes, file name or None, the multipart form's fields) of an import: the multipart field
+    `file`, or the whole body. A 413 Response instead when it is over the import limit."""
+    limit = importing.settings.RANKLOOP_IMPORT_MAX_BYTES
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if length > limit + 64 * 1024:
+        return Response({"detail": f"The upload is {length:,} bytes; the import limit is {limit:,} bytes. "
+                                   "Split the file (a re-import skips what was already imported)."},
+                        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    content_type = request.content_type or ""
+    if content_type.startswith("multipart/form-data"):
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise serializers.ValidationError({"file": "Upload the file as the multipart field 'file'."})
+        return upload.read(), upload.name, request.data
+    try:
+        return request._request.body, None, {}
+    except RawPostDataException:  # a form body already parsed (session + CSRF check)
+        raise serializers.ValidationError({"file": "Send the file as multipart field 'file', or as the body "
+                                                   "with Content-Type application/x-ndjson or text/csv."})
 
 
 class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
@@ -251,30 +277,39 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         (multipart) or sent as the body. All or nothing: a bad line gets an error naming the
         line and field, and nothing is imported."""
         project = self.get_object()
-        limit = importing.settings.RANKLOOP_IMPORT_MAX_BYTES
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-        if length > limit + 64 * 1024:
-            return Response({"detail": f"The upload is {length:,} bytes; the import limit is {limit:,} bytes. "
-                                       "Split the file (a re-import skips prompts already imported)."},
-                            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-        content_type = request.content_type or ""
-        fmt = request.query_params.get("format")
-        priority = request.query_params.get("priority")
-        if content_type.startswith("multipart/form-data"):
-            upload = request.FILES.get("file")
-            if upload is None:
-                raise serializers.ValidationError({"file": "Upload the file as the multipart field 'file'."})
-            data, filename = upload.read(), upload.name
-            fmt = fmt or request.data.get("format")
-            priority = priority or request.data.get("priority")
-        else:
-            try:
-                data, filename = request._request.body, None
-            except RawPostDataException:  # a form body already parsed (session + CSRF check)
-                raise serializers.ValidationError({"file": "Send the file as multipart field 'file', or as the body "
-                                                           "with Content-Type application/x-ndjson or text/csv."})
-        report = importing.import_prompts(project, data, fmt=fmt, filename=filename, content_type=content_type,
+        upload = _upload(request)
+        if isinstance(upload, Response):
+            return upload
+        data, filename, fields = upload
+        fmt = request.query_params.get("format") or fields.get("format")
+        priority = request.query_params.get("priority") or fields.get("priority")
+        report = importing.import_prompts(project, data, fmt=fmt, filename=filename,
+                                          content_type=request.content_type or "",
                                           source=f"import by {request.user.username}", priority=priority)
+        return Response(report.as_dict(), status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("source", str, description='The data\'s name (default: the uploaded file\'s '
+                                     'name); the pairs\' source is "import:<name>"'),
+                    OpenApiParameter("limit", int, description="Import the first N lines only")],
+        request={"multipart/form-data": PreferenceUploadSerializer, "application/x-ndjson": OpenApiTypes.BINARY},
+        responses={201: PreferenceImportReportSerializer})
+    @action(detail=True, methods=["post"], url_path="preferences/import", permission_classes=[IsAdmin],
+            parser_classes=[MultiPartParser, FormParser, BodyParser], content_negotiation_class=IgnoreFormatParam)
+    def import_preferences(self, request, slug=None):
+        """Seed the project from existing preference data: TRL preference JSON Lines (standard,
+        conversational or implicit prompt; gzip allowed), uploaded as `file` or sent as the body,
+        become labelled pairs with the source "import:<name>". All or nothing: a bad line gets an
+        error naming the line and field, and nothing is imported; a re-import adds nothing."""
+        project = self.get_object()
+        upload = _upload(request)
+        if isinstance(upload, Response):
+            return upload
+        data, filename, fields = upload
+        report = preference_import.import_preferences(
+            project, data, filename=filename,
+            source=request.query_params.get("source") or fields.get("source"),
+            limit=request.query_params.get("limit") or fields.get("limit"))
         return Response(report.as_dict(), status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=EXPORT_PARAMETERS, responses={

@@ -123,14 +123,7 @@ def read_prompt_file(project: Project, data: bytes, *, fmt=None, filename=None, 
         raise ImportRejected(f"The file is {len(data):,} bytes; the limit is {max_bytes:,} bytes. "
                              "Split it into smaller files (a re-import skips prompts already imported).")
     kind = detect_format(data, fmt=fmt, filename=filename, content_type=content_type)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ImportRejected(f"Nothing was imported. Line {line}: the file is not valid UTF-8 "
-                             f"(byte {exc.start + 1}).", errors=[{"line": line, "field": "", "message": "invalid UTF-8"}])
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text = decode_text(data)
     if kind == "csv":
         records = _csv_records(text)
     else:
@@ -149,6 +142,17 @@ def read_prompt_file(project: Project, data: bytes, *, fmt=None, filename=None, 
     if not rows:
         raise ImportRejected("The file has no prompts.")
     return rows
+
+
+def decode_text(data: bytes) -> str:
+    """The file as text (UTF-8, a byte order mark dropped), or ImportRejected naming the line."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ImportRejected(f"Nothing was imported. Line {line}: the file is not valid UTF-8 "
+                             f"(byte {exc.start + 1}).", errors=[{"line": line, "field": "", "message": "invalid UTF-8"}])
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 class _BadRecord:

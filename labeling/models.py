@@ -396,8 +396,13 @@ class PreferencePair(models.Model):
     smaller id (so a pair has one row, whose id is stable); `chosen`/`rejected` follow the
     majority (for a tie, chosen is candidate_a)."""
 
+    LABELS = "labels"  # the source of pairs aggregated from annotations
+    IMPORT_PREFIX = "import:"  # imported pairs: "import:<name>"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pairs")
-    task = models.ForeignKey(ComparisonTask, on_delete=models.CASCADE, related_name="pairs")
+    # The task whose annotations the pair aggregates; none for an imported pair (its winner came
+    # with the file).
+    task = models.ForeignKey(ComparisonTask, null=True, blank=True, on_delete=models.CASCADE, related_name="pairs")
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="pairs")
     round = models.ForeignKey("rlhf.Round", null=True, blank=True, on_delete=models.SET_NULL, related_name="pairs")
     candidate_a = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="+")
@@ -412,19 +417,30 @@ class PreferencePair(models.Model):
     margin = models.FloatField(help_text="(votes for chosen - votes for rejected) / annotators; 0 for ties.")
     is_gold = models.BooleanField(default=False)
     split = models.CharField(max_length=8, choices=Prompt.Split.choices, db_index=True)
+    source = models.CharField(
+        max_length=120, default=LABELS, db_default=LABELS,
+        help_text='Where the verdict comes from: "labels" (this project\'s annotators), "import:<name>" '
+                  '(a preference file), "chat" (users of the chat).')
+    external_id = models.CharField(max_length=255, null=True, blank=True, help_text="The imported line's id.")
+    import_key = models.CharField(
+        max_length=64, null=True, blank=True, editable=False,
+        help_text="What a re-import recognises the line by: a hash of (source, id), else of its content.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["task", "candidate_a", "candidate_b"], name="pair_unique_per_task"),
+            models.UniqueConstraint(fields=["project", "import_key"], condition=Q(import_key__isnull=False),
+                                    name="pair_import_key_unique_per_project"),
             models.CheckConstraint(condition=Q(candidate_a__lt=F("candidate_b")), name="pair_ordered"),
         ]
         indexes = [models.Index(fields=["project", "id"], name="pair_export_idx")]
 
     def __str__(self):
         relation = "=" if self.is_tie else ">"
-        return f"{self.chosen_id} {relation} {self.rejected_id} (task {self.task_id})"
+        origin = f"task {self.task_id}" if self.task_id else self.source
+        return f"{self.chosen_id} {relation} {self.rejected_id} ({origin})"
 
     @property
     def votes(self):

@@ -262,7 +262,7 @@ class PairSerializer(serializers.ModelSerializer):
         model = PreferencePair
         fields = ["id", "export_id", "project", "task", "prompt", "round", "round_number", "candidate_a",
                   "candidate_b", "chosen", "rejected", "votes_a", "votes_b", "votes_tie", "is_tie", "agreement",
-                  "margin", "is_gold", "split", "updated_at"]
+                  "margin", "is_gold", "split", "source", "external_id", "updated_at"]
         read_only_fields = fields
 
     def get_export_id(self, obj) -> str:
@@ -331,3 +331,20 @@ class ReviewNoteSerializer(serializers.Serializer):
 
     def get_prompt(self, item) -> list:
         return item.task.prompt.messages
+
+
+class PreferenceImportReportSerializer(serializers.Serializer):
+    source = serializers.CharField(help_text='The pairs\' source, e.g. "import:hh-rlhf".')
+    pairs_created = serializers.IntegerField()
+    pairs_skipped_existing = serializers.IntegerField(help_text="Lines imported before (by id, else content).")
+    duplicate_lines_skipped = serializers.IntegerField(help_text="Lines repeating an earlier line of the file.")
+    prompts_created = serializers.IntegerField()
+    prompts_matched = serializers.IntegerField(help_text="Prompts the project already had (same messages).")
+    candidates_created = serializers.IntegerField()
+
+
+class PreferenceUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="TRL preference JSON Lines (.jsonl, or .jsonl.gz).")
+    source = serializers.CharField(required=False, help_text="The data's name (default: the file's name); the "
+                                   'pairs\' source is "import:<name>".')
+    limit = serializers.IntegerField(required=False, min_value=1, help_text="Import the first N lines only.")

@@ -917,6 +917,18 @@ _PAIR_UPDATE = ("chosen_id", "rejected_id", "votes_a", "votes_b", "votes_tie", "
 _PAIR_FIELDS = ("project_id", "prompt_id") + _PAIR_KEY + _PAIR_UPDATE
 
 
+def pair_sources(project: Project) -> list[str]:
+    """The sources the project's pairs come from, sorted."""
+    return sorted(PreferencePair.objects.filter(project=project).order_by().values_list("source", flat=True)
+                  .distinct())
+
+
+def pair_source_counts(project: Project) -> list[dict]:
+    """[{"source", "pairs"}] for the project's pairs, by source."""
+    return list(PreferencePair.objects.filter(project=project).order_by("source").values("source")
+                .annotate(pairs=Count("id")))
+
+
 def reaggregate_project(project: Project) -> int:
     total = 0
     for task in ComparisonTask.objects.filter(project=project, annotations_done__gt=0).select_related(
@@ -1010,12 +1022,15 @@ def annotations_per_annotator(project: Project):
 
 
 def preference_pairs(project=None, *, rounds=None, min_agreement=None, include_ties=False,
-                     include_gold=False, split=None):
+                     include_gold=False, split=None, sources=None):
     """The aggregated pairs that a dataset is built from, in stable id order. `split` is
-    'train' or 'heldout' (by prompt, the same split the training rounds use)."""
+    'train' or 'heldout' (by prompt, the same split the training rounds use); `sources` keeps
+    the pairs from these sources only ("labels", "import:<name>", ...)."""
     pairs = PreferencePair.objects.all()
     if project is not None:
         pairs = pairs.filter(project=project)
+    if sources:
+        pairs = pairs.filter(source__in=sources)
     if rounds:
         pairs = pairs.filter(round__in=rounds)
     if min_agreement is not None:

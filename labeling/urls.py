@@ -6,6 +6,7 @@ app_name = "labeling"
 urlpatterns = [
     path("", views.home, name="home"),
     path("p/<slug:slug>/", views.project_detail, name="project"),
+    path("p/<slug:slug>/preferences/import/", views.import_preferences, name="import_preferences"),
     path("p/<slug:slug>/annotate/", views.annotate, name="annotate"),
     path("p/<slug:slug>/members/<int:user_id>/reinstate/", views.reinstate, name="reinstate"),
     path("p/<slug:slug>/preview/", views.preview, name="preview"),

@@ -11,7 +11,7 @@ from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from . import forms, quality, review, services
+from . import forms, preference_import, quality, review, services
 from .models import Annotation, Assignment, Candidate, Project, ReviewItem
 from .templatetags.labeling_tags import plain_text
 
@@ -128,6 +128,44 @@ def skip(request, slug, assignment_id):
 @require_GET
 def project_detail(request, slug):
     project = get_object_or_404(Project, slug=slug)
+    return render(request, "labeling/project_detail.html", _project_context(project, forms.PreferenceImportForm()))
+
+
+@staff_required
+@require_POST
+def import_preferences(request, slug):
+    """The project page's "seed from preference data" form: the API's import, then back to the page
+    with what it did, or the page again with every refused line."""
+    project = get_object_or_404(Project, slug=slug)
+    form = forms.PreferenceImportForm(request.POST, request.FILES)
+    if form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            if upload.size > preference_import.settings.RANKLOOP_IMPORT_MAX_BYTES:
+                raise services.LabelingError(
+                    f"The file is {upload.size:,} bytes; the limit is "
+                    f"{preference_import.settings.RANKLOOP_IMPORT_MAX_BYTES:,} bytes. Split it into smaller files.")
+            report = preference_import.import_preferences(
+                project, upload.read(), source=form.cleaned_data["source"], filename=upload.name,
+                limit=form.cleaned_data["limit"])
+        except services.LabelingError as exc:
+            form.add_error(None, exc.message)
+            form.line_errors = exc.errors if isinstance(exc.errors, list) else []
+        else:
+            messages.success(request, import_summary(report))
+            return redirect("labeling:project", slug=project.slug)
+    return render(request, "labeling/project_detail.html", _project_context(project, form), status=400)
+
+
+def import_summary(report) -> str:
+    duplicates = (f", {report.duplicate_lines_skipped} repeated line{'s' if report.duplicate_lines_skipped != 1 else ''}"
+                  " skipped" if report.duplicate_lines_skipped else "")
+    return (f"Imported {report.pairs_created} labelled pair{'s' if report.pairs_created != 1 else ''} as "
+            f"{report.source} ({report.pairs_skipped_existing} already there{duplicates}; "
+            f"{report.prompts_created} new prompts, {report.prompts_matched} matched).")
+
+
+def _project_context(project, import_form):
     recent = list(
         Annotation.objects.filter(task__project=project)
         .select_related("annotator", "task__prompt", "assignment")
@@ -138,7 +176,7 @@ def project_detail(request, slug):
         .annotate(annotations=Count("user__annotations", filter=Q(user__annotations__task__project=project)))
         .order_by("-is_active", "user__username")
     )
-    return render(request, "labeling/project_detail.html", {
+    return {
         "project": project,
         "progress": services.project_progress(project),
         "per_annotator": services.annotations_per_annotator(project),
@@ -149,7 +187,9 @@ def project_detail(request, slug):
         "quality": quality.annotator_quality(project),
         "open_reviews": review.open_count(project),
         "excluded": services.excluded_annotation_counts(project),
-    })
+        "pair_sources": services.pair_source_counts(project),
+        "import_form": import_form,
+    }
 
 
 @staff_required
