@@ -286,9 +286,10 @@ class ComparisonTask(models.Model):
     adjudicated_ranking = models.JSONField(
         null=True, blank=True, help_text="A reviewer's final ranking (tiers, best first): overrides the majority.")
     priority = models.SmallIntegerField(default=0, help_text="Higher is served first (then most started, oldest).")
+    # 0 = not scored (a number, not NULL: SQLite cannot index DESC NULLS LAST); scored tasks are above.
     uncertainty = models.FloatField(
-        null=True, blank=True, help_text="How unsure the latest reward model is about this task's answers "
-        "(higher first, with queue order uncertainty).")
+        default=0.0, db_default=0.0, help_text="How unsure the latest reward model is about this task's answers, "
+        "in (0, 2]; 0: not scored (higher first, with queue order uncertainty).")
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
@@ -303,7 +304,7 @@ class ComparisonTask(models.Model):
             ),
             # queue_order uncertainty: the same, with the reward model's uncertainty after priority.
             models.Index(
-                F("project"), F("priority").desc(), F("uncertainty").desc(nulls_last=True),
+                F("project"), F("priority").desc(), F("uncertainty").desc(),
                 (F("annotations_done") + F("leased")).desc(), F("id"),
                 condition=Q(status="open", is_gold=False), name="task_uncertain_queue_idx",
             ),

@@ -21,8 +21,8 @@ def tasks_to_score(project: Project, *, limit: int = 20_000) -> list[dict]:
 
 
 def set_uncertainty(project: Project, values: dict[int, float]) -> int:
-    """Write each task's uncertainty (higher is served first). Tasks of other projects are ignored.
-    Returns how many were written."""
+    """Write each task's uncertainty (higher is served first; 0 is "not scored"). Tasks of other
+    projects are ignored. Returns how many were written."""
     tasks = {t.pk: t for t in ComparisonTask.objects.filter(project=project, pk__in=list(values)).only("id")}
     for pk, task in tasks.items():
         task.uncertainty = float(values[pk])

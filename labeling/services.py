@@ -382,8 +382,7 @@ _CLAIM_COLUMNS = ["id", "project_id", "prompt_id", "round_id", "status", "overla
 
 _ORDERS = {
     Project.QueueOrder.DEFAULT: "t.priority DESC, t.annotations_done + t.leased DESC, t.id",
-    Project.QueueOrder.UNCERTAINTY: "t.priority DESC, t.uncertainty DESC NULLS LAST, t.annotations_done + t.leased "
-                                    "DESC, t.id",
+    Project.QueueOrder.UNCERTAINTY: "t.priority DESC, t.uncertainty DESC, t.annotations_done + t.leased DESC, t.id",
 }
 
 

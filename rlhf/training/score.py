@@ -3,9 +3,9 @@ the model cannot tell apart (plain PyTorch + transformers; no Django).
 
 tasks_file rows: {"id": task id, "prompt": [messages] or text, "answers": [text, ...]}. Written to
 output_file, one JSON line per task: {"id", "scores": [...], "margin": the smallest gap between two
-of its answers' scores, "uncertainty": -margin}. With reward_model_path_previous (the reward model
-before this one), "disagreement" is 1.0 when the two models order the task's answers differently
-(then "uncertainty" is 1.0 + ..., so disagreements come first).
+of its answers' scores, "uncertainty": 1 / (1 + margin), in (0, 1]}. With reward_model_path_previous
+(the reward model before this one), "disagreement" is 1.0 when the two models order the task's
+answers differently, and is added to "uncertainty" (so disagreements come first).
 
     python rlhf/training/score.py --config run/score.yaml
 """
@@ -70,10 +70,10 @@ def main(args):
         for i, row in enumerate(rows):
             values = sorted(current[i])
             margin = min(b - a for a, b in zip(values, values[1:]))
-            result = {"id": row["id"], "scores": current[i], "margin": margin, "uncertainty": -margin}
+            result = {"id": row["id"], "scores": current[i], "margin": margin, "uncertainty": 1 / (1 + margin)}
             if previous is not None:
                 disagree = float(order(current[i]) != order(previous[i]))
-                result.update(disagreement=disagree, uncertainty=disagree - margin)
+                result.update(disagreement=disagree, uncertainty=disagree + 1 / (1 + margin))
             out.write(json.dumps(result) + "\n")
     progress.write("end", total, total)
 

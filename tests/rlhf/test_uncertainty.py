@@ -26,7 +26,7 @@ def served_order(project, annotator):
 def test_the_queue_serves_the_most_uncertain_first_only_when_asked(make_project, make_tasks, annotator):
     project = make_project(annotators=[annotator], queue_order="uncertainty")
     tasks = make_tasks(project, 4)
-    selection.set_uncertainty(project, {tasks[0].pk: -0.9, tasks[1].pk: -0.05, tasks[3].pk: -0.4})
+    selection.set_uncertainty(project, {tasks[0].pk: 0.1, tasks[1].pk: 0.95, tasks[3].pk: 0.6})
     assert served_order(project, annotator) == [tasks[1].pk, tasks[3].pk, tasks[0].pk, tasks[2].pk]
 
     other = make_project(name="Default order", annotators=[annotator])
@@ -39,7 +39,7 @@ def test_uncertainty_of_another_projects_tasks_is_ignored(make_project, make_tas
     mine, theirs = make_project(name="Mine"), make_project(name="Theirs")
     (their_task,) = make_tasks(theirs, 1)
     assert selection.set_uncertainty(mine, {their_task.pk: 1.0}) == 0
-    assert ComparisonTask.objects.get(pk=their_task.pk).uncertainty is None
+    assert ComparisonTask.objects.get(pk=their_task.pk).uncertainty == 0.0
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_the_scoring_script_reports_margins_and_disagreement(tiny_reward_model, 
         gaps = sorted(row["scores"])
         assert row["margin"] == pytest.approx(min(b - a for a, b in zip(gaps, gaps[1:])))
         assert row["disagreement"] == 0.0  # the same model twice agrees with itself
-        assert row["uncertainty"] == pytest.approx(-row["margin"])
+        assert row["uncertainty"] == pytest.approx(1 / (1 + row["margin"]))
 
 
 @pytest.mark.slow
@@ -88,4 +88,4 @@ def test_scoring_a_project_writes_every_open_tasks_uncertainty(project_with_poli
     tasks = make_tasks(project, 3)
     assert uncertainty.score_open_tasks(project) == 3
     values = dict(ComparisonTask.objects.filter(pk__in=[t.pk for t in tasks]).values_list("id", "uncertainty"))
-    assert all(v is not None and v <= 0 for v in values.values())
+    assert all(0 < v <= 1 for v in values.values())
