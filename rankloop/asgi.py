@@ -32,6 +32,10 @@ class _PooledInstance(WsgiToAsgiInstance):
 
     run_wsgi_app = sync_to_async(WsgiToAsgiInstance.__dict__["run_wsgi_app"].func, thread_sensitive=False, executor=_pool)
 
+    def start_response(self, status, response_headers, exc_info=None):
+        # Django writes Set-Cookie values with a leading space (WSGI servers strip it; h11 refuses it).
+        return super().start_response(status, [(k, v.strip()) for k, v in response_headers], exc_info)
+
 
 class _PooledWsgi(WsgiToAsgi):
     async def __call__(self, scope, receive, send):

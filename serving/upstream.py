@@ -21,16 +21,19 @@ class UpstreamUnavailable(Exception):
 _clients: dict = {}
 
 
+def _timeout() -> httpx.Timeout:
+    return httpx.Timeout(
+        connect=settings.RANKLOOP_UPSTREAM_CONNECT_TIMEOUT_S, read=settings.RANKLOOP_UPSTREAM_READ_TIMEOUT_S,
+        write=settings.RANKLOOP_UPSTREAM_CONNECT_TIMEOUT_S, pool=settings.RANKLOOP_UPSTREAM_CONNECT_TIMEOUT_S,
+    )
+
+
 def client() -> httpx.AsyncClient:
     """One connection pool per event loop (uvicorn has one per process)."""
     loop = asyncio.get_running_loop()
     found = _clients.get(id(loop))
     if found is None or found[0] is not loop:
-        timeout = httpx.Timeout(
-            connect=settings.RANKLOOP_UPSTREAM_CONNECT_TIMEOUT_S, read=settings.RANKLOOP_UPSTREAM_READ_TIMEOUT_S,
-            write=settings.RANKLOOP_UPSTREAM_CONNECT_TIMEOUT_S, pool=settings.RANKLOOP_UPSTREAM_CONNECT_TIMEOUT_S,
-        )
-        found = (loop, httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=256)))
+        found = (loop, httpx.AsyncClient(timeout=_timeout(), limits=httpx.Limits(max_connections=256)))
         _clients[id(loop)] = found
     return found[1]
 
@@ -75,7 +78,8 @@ class UpstreamStream:
         self.choice = Choice(index)
 
     async def open(self):
-        request = client().build_request("POST", f"{self.base_url}/chat/completions", json={**self.body, "stream": True})
+        request = client().build_request("POST", f"{self.base_url}/chat/completions", json={**self.body, "stream": True},
+                                         timeout=_timeout())
         try:
             self.response = await client().send(request, stream=True)
         except httpx.HTTPError as error:
