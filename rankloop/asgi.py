@@ -5,6 +5,8 @@ every other request (the annotator pages, the REST API, the admin: sync views) r
 WSGI handler in a pool of RANKLOOP_WSGI_THREADS threads, as under gunicorn gthread. Running the
 sync views through Django's own ASGI handler instead would put them all on one thread per
 process (asgiref's thread_sensitive), and annotators would queue behind each other."""
+import asyncio
+import contextvars
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -45,9 +47,17 @@ class _PooledWsgi(WsgiToAsgi):
 _threaded = _PooledWsgi(django_wsgi)
 
 
+def _fresh(coroutine):
+    """Run a request in a context of its own. asgiref carries context variables (the executor of
+    a thread waiting in async_to_sync) from the WSGI threads back into the connection's task,
+    and uvicorn starts a keep-alive connection's next request from it: without this, an async
+    view after a page on the same connection found a dead executor."""
+    return asyncio.get_running_loop().create_task(coroutine, context=contextvars.Context())
+
+
 async def application(scope, receive, send):
     if scope["type"] == "http" and not ASYNC_PATHS.match(scope.get("path", "")):
-        return await _threaded(scope, receive, send)
+        return await _fresh(_threaded(scope, receive, send))
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
@@ -56,4 +66,4 @@ async def application(scope, receive, send):
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    return await django_asgi(scope, receive, send)
+    return await _fresh(django_asgi(scope, receive, send))

@@ -1,9 +1,11 @@
 """The chat page in a real Chromium, served by uvicorn from rankloop.asgi under the site's CSP:
 type, stream, stop, regenerate, vote; no CSP violation."""
+import re
 from pathlib import Path
 
 import pytest
 from django.db import connections
+from playwright.sync_api import expect
 
 from serving.models import ChatComparison, Feedback, Message
 
@@ -44,12 +46,12 @@ def test_type_stream_stop_regenerate_and_vote(live_asgi, serving_setup, page, se
     page.goto(f"{live_asgi}/chat/")
     page.get_by_role("button", name="New chat").click()
     page.wait_for_selector("#chat-input")
-    assert page.evaluate("document.activeElement.id") == "chat-input"
+    expect(page.locator("#chat-input")).to_be_focused()
 
     # Type, Enter sends; the answer streams in; Esc stops it.
     page.keyboard.type("Tell me about *ranking*")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelector('.msg-live') && document.querySelector('.msg-live').textContent.length > 3")
+    expect(page.locator(".msg-live")).to_have_text(re.compile(r".{4,}"))  # streaming: text, not done yet
     assert page.locator("#chat-stop").is_visible()
     page.keyboard.press("Escape")
     page.wait_for_selector("text=Stopped before the end.")
@@ -61,11 +63,11 @@ def test_type_stream_stop_regenerate_and_vote(live_asgi, serving_setup, page, se
     page.fill("#chat-input", "Again")
     page.keyboard.press("Enter")
     page.wait_for_selector(".msg-regenerate")
-    page.wait_for_function("!document.querySelector('.msg-streaming')")
+    page.locator(".msg-streaming").wait_for(state="detached")
     page.get_by_role("button", name="Regenerate").click()
     page.wait_for_selector("text=Which answer is better?")
     page.get_by_role("button", name="This answer").click()
-    page.wait_for_function("!document.querySelector('.msg-compare')")
+    page.locator(".msg-compare").wait_for(state="detached")
     comparison = ChatComparison.objects.get()
     assert comparison.choice == "second" and comparison.voter == serving_setup["user"]
 
