@@ -205,6 +205,9 @@ async def stream(request, pk):
         except UpstreamUnavailable as error:
             yield _event("done", {"status": "error", "message": str(error)})
             return
+        except (asyncio.CancelledError, GeneratorExit):  # gone before the upstream answered
+            await asyncio.shield(sync_to_async(services.fail_message)(pk, Message.Status.INCOMPLETE, ""))
+            raise
         outcome = services.Outcome(choices=[])
         yield _event("start", {})
         try:
