@@ -51,7 +51,7 @@ demo: install
 	@nice -n 10 $(BIN)/celery -A rankloop worker -B -Q default,gpu --concurrency 1 -n rankloop-demo@%h \
 		--loglevel WARNING --logfile var/celery.log --pidfile $(WORKER_PID) --detach --schedule var/celerybeat-schedule
 	@mkdir -p var
-	@nohup nice -n 10 $(BIN)/transformers serve --host 127.0.0.1 --port $(UPSTREAM_PORT) --device cpu \
+	@nohup nice -n 10 $(BIN)/transformers serve --host 127.0.0.1 --port $(UPSTREAM_PORT) --device cpu --dtype float32 \
 		--log-level warning > var/upstream.log 2>&1 & echo $$! > $(UPSTREAM_PID)
 	@echo ""
 	@echo "  rankloop is running at http://$(HOST):$(PORT)/"

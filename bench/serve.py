@@ -134,7 +134,8 @@ def main():
 
     bin_dir = Path(sys.executable).parent
     upstream = Process([str(bin_dir / "transformers"), "serve", "--host", "127.0.0.1", "--port", str(args.upstream_port),
-                        "--device", "cpu", "--log-level", "warning"], env, f"http://127.0.0.1:{args.upstream_port}/health")
+                        "--device", "cpu", "--dtype", "float32", "--log-level", "warning"], env,
+                       f"http://127.0.0.1:{args.upstream_port}/health")
     gateway = Process([str(bin_dir / "uvicorn"), "rankloop.asgi:application", "--host", "127.0.0.1", "--port",
                        str(args.port), "--workers", "2", "--log-level", "warning"], env,
                       f"http://127.0.0.1:{args.port}/accounts/login/")
