@@ -45,7 +45,7 @@ def _thread(conversation):
                    .values_list("second_id", flat=True))
     for m in messages:
         m.is_last = m is last_answer and m is messages[-1]
-        m.asks_comparison = bool(m.replaces_id and m.is_finished and m.content and m.pk not in compared)
+        m.asks_comparison = bool(m.replaces_id and m.is_finished and m.pk not in compared)
         m.html = render_markdown(m.content) if m.role == Message.Role.ASSISTANT else ""
     return messages
 

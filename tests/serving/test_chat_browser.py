@@ -55,6 +55,7 @@ def test_type_stream_stop_regenerate_and_vote(live_asgi, serving_setup, page, se
     assert page.locator("#chat-stop").is_visible()
     page.keyboard.press("Escape")
     page.wait_for_selector("text=Stopped before the end.")
+    expect(page.locator("#chat-stop")).to_be_hidden()
     stopped = Message.objects.get(role="assistant")
     assert stopped.status == Message.Status.INCOMPLETE and stopped.content
 
