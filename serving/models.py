@@ -38,8 +38,12 @@ class RateLimit(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["project", "group"], name="rate_limit_once_per_scope",
-                                    nulls_distinct=False),
+            # One row per scope (three partial constraints: SQLite has no NULLS NOT DISTINCT).
+            models.UniqueConstraint(fields=["project", "group"], name="rate_limit_once_per_project_group"),
+            models.UniqueConstraint(fields=["project"], condition=Q(group__isnull=True),
+                                    name="rate_limit_once_per_project"),
+            models.UniqueConstraint(fields=["group"], condition=Q(project__isnull=True),
+                                    name="rate_limit_once_per_group"),
             models.CheckConstraint(condition=Q(project__isnull=False) | Q(group__isnull=False),
                                    name="rate_limit_has_scope"),
         ]
