@@ -688,6 +688,7 @@ def comparisons_to_pairs(comparisons) -> tuple[int, int]:
                 annotations_done=1, overlap=1, status=ComparisonTask.Status.CLOSED, completed_at=now)
             task.refresh_from_db()
             labeling_services.aggregate_task(task)
+            task.pairs.update(source=CHAT_SOURCE)  # filterable by source in export and round launch
             pair = task.pairs.first()
             ChatComparison.objects.filter(pk=comparison.pk).update(pair=pair)
         added += 1

@@ -101,10 +101,12 @@ def test_chat_traffic_becomes_prompts_and_preference_pairs(serving_setup, make_u
     comparison.refresh_from_db()
     pair = PreferencePair.objects.get(pk=comparison.pair_id)
     assert pair.chosen.text == "Reinforcement learning from human feedback."
-    assert pair.prompt.source == "chat" and pair.chosen.external_source == "chat"
+    assert pair.prompt.source == "chat" and pair.chosen.external_source == "chat" and pair.source == "chat"
     assert Annotation.objects.get(task=pair.task).annotator == user  # the voter
     rows = list(export_rows(project, "conversational", ExportFilters()))
     assert [r["chosen"][0]["content"] for r in rows] == ["Reinforcement learning from human feedback."]
+    assert rows[0]["source"] == "chat"
+    assert list(export_rows(project, "conversational", ExportFilters(sources=["labels"]))) == []
     assert rows[0]["prompt"] == [{"role": "user", "content": "What is RLHF?"}]
 
     added, skipped = services.conversations_to_prompts(Conversation.objects.all())
