@@ -135,9 +135,10 @@ def deployed_policy(project) -> ModelVersion | None:
     return deployment.model_version if deployment else None
 
 
-def deploy(project, version, *, user=None, note="") -> Deployment:
+def deploy(project, version, *, user=None, note="", upstream=None, upstream_model="") -> Deployment:
     """Make `version` the policy that serves `project`; the previous deployment stays in the
-    history. Deploying the version already active changes nothing."""
+    history. Deploying the version already active changes nothing. `upstream` (where the chat
+    sends requests) defaults to the previous deployment's, else "embedded"."""
     if version.kind != ModelVersion.Kind.POLICY:
         raise ModelRegistryError(f"{version} is a {version.get_kind_display().lower()}, not a policy.")
     if version.status != ModelVersion.Status.READY:
@@ -147,9 +148,12 @@ def deploy(project, version, *, user=None, note="") -> Deployment:
         current = Deployment.objects.filter(project=project, is_active=True).first()
         if current is not None and current.model_version_id == version.pk:
             return current
+        if upstream is None:
+            upstream = current.upstream if current is not None else "embedded"
         Deployment.objects.filter(project=project, is_active=True).update(is_active=False)
         return Deployment.objects.create(
-            project=project, model_version=version, deployed_by=user, note=note[:500], is_active=True
+            project=project, model_version=version, deployed_by=user, note=note[:500], is_active=True,
+            upstream=upstream or "embedded", upstream_model=upstream_model,
         )
 
 

@@ -1,7 +1,7 @@
 """The rounds REST API (/api/v1/rounds/, admins only): launch, status (runs, progress,
 metrics), cancel, retry, deploy, rollback. Thin views over rlhf.services."""
 import django_filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -152,3 +152,22 @@ class RoundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def rollback(self, request, pk=None):
         """Put back the policy the round started from."""
         return self._act(services.rollback_round)
+
+    @extend_schema(request=inline_serializer("ScoreUncertainty", {"project": serializers.SlugField()}),
+                   responses={202: None})
+    @action(detail=False, methods=["post"], url_path="score-uncertainty")
+    def score_uncertainty(self, request):
+        """Queue the scoring of a project's open tasks by its latest reward model (and the one
+        before): with queue order uncertainty, what they cannot tell apart is labelled first."""
+        from . import tasks, uncertainty
+
+        slug = request.data.get("project") if isinstance(request.data, dict) else None
+        project = Project.objects.filter(slug=slug).first() if isinstance(slug, str) else None
+        if project is None:
+            raise serializers.ValidationError({"project": "A project slug."})
+        try:
+            uncertainty.reward_models(project)
+        except uncertainty.NoRewardModel as exc:
+            raise ServiceRefusal(str(exc), status.HTTP_409_CONFLICT)
+        tasks.score_uncertainty.apply_async(args=[project.pk], queue="gpu")
+        return Response(status=status.HTTP_202_ACCEPTED)

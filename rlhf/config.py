@@ -42,8 +42,17 @@ COMMON_TRAINER_ARGS = {
 }
 # rankloop's own knobs that are ModelConfig fields of the stage scripts under another name.
 LORA_MODEL_CONFIG = {"lora": "use_peft", "lora_r": "lora_r", "lora_alpha": "lora_alpha", "lora_dropout": "lora_dropout"}
+
+# deploy rule key -> the figure it bounds: a flat metric, or (the *_ci_low keys) the lower end of a
+# figure's 95% interval in the evaluation, e.g. min_reward_gain_ci_low: 0 deploys only a policy whose
+# reward gain the interval separates from zero.
 DEPLOY_RULE_KEYS = {"min_win_rate": "win_rate", "min_rm_accuracy": "rm_accuracy_heldout", "max_kl": "kl_to_old",
-                    "min_reward_gain": "reward_gain"}
+                    "min_reward_gain": "reward_gain",
+                    "min_reward_gain_ci_low": "evaluation.reward_diff.low",
+                    "min_win_rate_ci_low": "evaluation.win_rate.low",
+                    "min_rm_accuracy_ci_low": "evaluation.rm_accuracy.low",
+                    "min_judge_reward_gain_ci_low": "evaluation.judge.reward_diff.low",
+                    "min_judge_win_rate_ci_low": "evaluation.judge.win_rate.low"}
 SECTIONS = ("reward", "policy", "sft", "eval")
 
 
@@ -391,13 +400,17 @@ def deploy_rule_holds(rule: dict, metrics: dict) -> tuple[bool, str]:
     measured (no held-out pairs, say) does not hold."""
     if not rule:
         return False, ""
+    from .evaluation import figure_value
+
     reasons = []
     for key, threshold in rule.items():
-        value = metrics.get(DEPLOY_RULE_KEYS[key])
-        if value is None or (isinstance(value, float) and not math.isfinite(value)):
-            return False, f"{DEPLOY_RULE_KEYS[key]} was not measured"
+        path = DEPLOY_RULE_KEYS[key]
+        name = path if "." not in path else key.removeprefix("min_").removeprefix("max_")
+        value = figure_value(metrics, path)
+        if value is None:
+            return False, f"{name} was not measured"
         ok = value <= threshold if key.startswith("max_") else value >= threshold
         if not ok:
-            return False, f"{DEPLOY_RULE_KEYS[key]} {value:.3f} misses {key} {threshold}"
-        reasons.append(f"{DEPLOY_RULE_KEYS[key]} {value:.3f} meets {key} {threshold}")
+            return False, f"{name} {value:.3f} misses {key} {threshold}"
+        reasons.append(f"{name} {value:.3f} meets {key} {threshold}")
     return True, "; ".join(reasons)

@@ -726,8 +726,8 @@ def shown_metric(value) -> str:
 
 
 def metrics_table(round: Round) -> list[tuple[str, str]]:
-    """The round's metrics as (name, shown value) rows: rates and rewards to 4 places. The
-    evaluation's whole output (metrics["evaluation"], per prompt, with intervals) is not a row."""
+    """The round's flat metrics as (name, shown value) rows: rates and rewards to 4 places (the
+    evaluation's intervals are shown apart, by rlhf.evaluation.report)."""
     return [(name.replace("_", " "), shown_metric(value)) for name, value in round.metrics.items()
             if not isinstance(value, (dict, list))]
 

@@ -52,3 +52,13 @@ def task_for_run(run: TrainingRun):
         TrainingRun.Kind.SFT: train_sft,
         TrainingRun.Kind.EVAL: run_evaluation,
     }.get(run.kind, train_policy)
+
+
+@shared_task(name="rlhf.tasks.score_uncertainty")
+def score_uncertainty(project_id):
+    """Score a project's open tasks with its latest reward model (queue order uncertainty)."""
+    from labeling.models import Project
+
+    from . import uncertainty
+
+    return uncertainty.score_open_tasks(Project.objects.get(pk=project_id))
