@@ -489,6 +489,10 @@ def plan_reward(run: TrainingRun, folder: Path) -> Stage:
         services.set_round_outputs(round, reward_model=version)
         services.merge_round_metrics(round, {"rm_accuracy_heldout": accuracy, "pairs_train": len(train),
                                              "pairs_heldout": pairs})
+        if round.project.queue_order == round.project.QueueOrder.UNCERTAINTY:
+            from . import tasks  # the new reward model re-orders the labeling queue
+
+            tasks.score_uncertainty.apply_async(args=[round.project_id], queue="gpu")
 
     return Stage("reward", config, finish)
 
