@@ -39,6 +39,10 @@ migrate: install
 # answers in the background, as more tasks; each project's page shows the progress.
 # HOST and PORT choose where the web server listens: make demo HOST=0.0.0.0 PORT=8404.
 WORKER_PID := var/celery.pid
+# The embedded upstream of the chat and /v1/ API: `transformers serve`, started in the background
+# (at low CPU priority; it loads the deployed policy at its first request), on UPSTREAM_PORT.
+UPSTREAM_PID := var/upstream.pid
+UPSTREAM_PORT ?= 8011
 demo: install
 	@$(MAKE) --no-print-directory stop-worker
 	$(BIN)/python manage.py migrate --noinput
@@ -46,15 +50,20 @@ demo: install
 	@echo "Starting the Celery worker (queues default, gpu) and the web server..."
 	@nice -n 10 $(BIN)/celery -A rankloop worker -B -Q default,gpu --concurrency 1 -n rankloop-demo@%h \
 		--loglevel WARNING --logfile var/celery.log --pidfile $(WORKER_PID) --detach --schedule var/celerybeat-schedule
+	@mkdir -p var
+	@nohup nice -n 10 $(BIN)/transformers serve --host 127.0.0.1 --port $(UPSTREAM_PORT) --device cpu --dtype float32 \
+		--log-level warning > var/upstream.log 2>&1 & echo $$! > $(UPSTREAM_PID)
 	@echo ""
 	@echo "  rankloop is running at http://$(HOST):$(PORT)/"
+	@echo "  chat:       http://$(HOST):$(PORT)/chat/  (API: http://$(HOST):$(PORT)/v1/, a token from /accounts/tokens/)"
 	@echo "  admin:      admin / rankloop-admin"
 	@echo "  annotators: alice / rankloop-alice, bob / rankloop-bob"
 	@echo "  worker log: var/celery.log"
 	@echo "  (Ctrl-C stops the web server and the worker; the next make demo picks up where it stopped)"
 	@echo ""
 	@trap '$(MAKE) --no-print-directory stop-worker' EXIT INT TERM; \
-		$(BIN)/python manage.py runserver $(HOST):$(PORT)
+		RANKLOOP_EMBEDDED_UPSTREAM_URL=$${RANKLOOP_EMBEDDED_UPSTREAM_URL:-http://127.0.0.1:$(UPSTREAM_PORT)/v1} \
+		$(BIN)/uvicorn rankloop.asgi:application --host $(HOST) --port $(PORT) --log-level warning
 
 # Stop the demo's worker at once (cold shutdown: a generation job in progress resumes on the next
 # make demo), waiting until it is gone; a stale pid file naming another program is only removed.
@@ -65,6 +74,9 @@ stop-worker:
 		for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do kill -0 $$pid 2>/dev/null || break; sleep 0.5; done; \
 		kill -KILL $$pid 2>/dev/null || true; \
 	fi; rm -f $(WORKER_PID)
+	@pid=$$(cat $(UPSTREAM_PID) 2>/dev/null); \
+	if [ -n "$$pid" ] && ps -p $$pid -o args= 2>/dev/null | grep -q "transformers serve"; then kill $$pid 2>/dev/null || true; fi; \
+	rm -f $(UPSTREAM_PID)
 
 # The whole suite on Postgres, with a real Celery worker on Redis where tests need one.
 test: install

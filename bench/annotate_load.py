@@ -9,6 +9,10 @@ under gunicorn served 16.0 annotations/s with 8 clients on this kind of 2-core m
     .venv/bin/python bench/annotate_load.py                   # 8 clients, Postgres
     .venv/bin/python bench/annotate_load.py --clients 32
     .venv/bin/python bench/annotate_load.py --db sqlite
+    .venv/bin/python bench/annotate_load.py --gold-share 0.1   # the same run without gold first, then with
+
+With --gold-share, each run's project serves gold tasks at that share (enough of them for every
+client); the last figure is server CPU per annotation with gold over without (target <= 1.05).
 """
 import argparse
 import http.client
@@ -25,7 +29,7 @@ from support.server import (Gunicorn, percentile, postgres_cpu_seconds, producti
 LABEL_STUDIO_ANNOTATIONS_PER_S = 16.0
 
 
-def seed(n_tasks, n_clients):
+def seed(n_tasks, n_clients, gold_share=0.0):
     from django.contrib.auth import get_user_model
     from django.db import transaction
     from rest_framework.authtoken.models import Token
@@ -34,7 +38,10 @@ def seed(n_tasks, n_clients):
 
     User = get_user_model()
     with transaction.atomic():
-        project = Project.objects.create(name=f"load-{uuid.uuid4().hex[:8]}", overlap=1, allow_ties=True)
+        project = Project.objects.create(name=f"load-{uuid.uuid4().hex[:8]}", overlap=1, allow_ties=True,
+                                         gold_share=gold_share)
+        # Gold: each client may see every gold task once, about gold_share of its share of the queue.
+        n_gold = int(1.5 * gold_share * n_tasks / max(n_clients, 1)) + 10 if gold_share else 0
         prompts = []
         for i in range(n_tasks):
             uid = uuid.uuid4()
@@ -46,6 +53,16 @@ def seed(n_tasks, n_clients):
             batch_size=4000)
         tasks = ComparisonTask.objects.bulk_create(
             [ComparisonTask(project=project, prompt=p, overlap=1) for p in prompts], batch_size=2000)
+        gold_prompts = Prompt.objects.bulk_create(
+            [Prompt(project=project, messages=[{"role": "user", "content": f"Gold question {i}?"}]) for i in range(n_gold)])
+        gold_candidates = Candidate.objects.bulk_create(
+            [Candidate(prompt=p, text=f"Gold answer {j} to prompt {p.pk}. " * 8) for p in gold_prompts for j in range(2)])
+        gold_tasks = ComparisonTask.objects.bulk_create(
+            [ComparisonTask(project=project, prompt=p, overlap=ComparisonTask.GOLD_OVERLAP, is_gold=True,
+                            gold_ranking=[[gold_candidates[2 * i].pk], [gold_candidates[2 * i + 1].pk]])
+             for i, p in enumerate(gold_prompts)])
+        tasks += gold_tasks
+        candidates += gold_candidates
         Through = ComparisonTask.candidates.through
         Through.objects.bulk_create(
             [Through(comparisontask_id=t.pk, candidate_id=c.pk)
@@ -99,17 +116,7 @@ class Annotator(threading.Thread):
             conn.close()
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--tasks", type=int, default=5000)
-    parser.add_argument("--seconds", type=float, default=120, help="stop after this long even if tasks are left")
-    parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (one per core)")
-    parser.add_argument("--threads", type=int, default=3, help="threads per gunicorn worker")
-    parser.add_argument("--port", type=int, default=8601)
-    args = parser.parse_args()
-
+def run(args, gold_share):
     if args.db == "postgres":
         database_url = recreate_postgres_database("rankloop_bench_load")
         extra = {}
@@ -121,8 +128,9 @@ def main():
     if not database_url:
         env.pop("DATABASE_URL")
     setup_django(env)
-    project, tokens = seed(args.tasks, args.clients)
-    print(f"seeded {args.tasks} pairwise tasks (overlap 1) on {args.db}; {args.clients} clients", flush=True)
+    project, tokens = seed(args.tasks, args.clients, gold_share)
+    print(f"seeded {args.tasks} pairwise tasks (overlap 1) on {args.db}; gold share {gold_share}; "
+          f"{args.clients} clients", flush=True)
 
     with Gunicorn(env, args.port, workers=args.workers, threads=args.threads) as server:
         cpu_before, pg_before = server.cpu_seconds(), postgres_cpu_seconds()
@@ -138,13 +146,16 @@ def main():
         client_cpu = time.process_time() - client_before
         pg_cpu = postgres_cpu_seconds() - pg_before
 
+    from django.db import connections
     from django.db.models import Count, F
 
     from labeling.models import Annotation, ComparisonTask
 
-    per_task = Annotation.objects.filter(task__project=project).values("task").annotate(n=Count("id"))
+    real = Annotation.objects.filter(task__project=project, task__is_gold=False)
+    per_task = real.values("task").annotate(n=Count("id"))
     over = per_task.filter(n__gt=1).count()
     over += ComparisonTask.objects.filter(project=project, annotations_done__gt=F("overlap")).count()
+    gold_answers = Annotation.objects.filter(task__project=project, task__is_gold=True).count()
     annotations = sum(c.done for c in clients)
     errors = [e for c in clients for e in c.errors]
     next_ms = [ms for c in clients for ms in c.next_ms]
@@ -152,7 +163,7 @@ def main():
     rate = annotations / elapsed
     figures = {
         "db": args.db, "clients": args.clients, "gunicorn_workers": args.workers, "gunicorn_threads": args.threads,
-        "tasks": args.tasks, "annotations": annotations,
+        "tasks": args.tasks, "gold_share": gold_share, "annotations": annotations, "gold_answers": gold_answers,
         "seconds": round(elapsed, 2), "errors": len(errors),
         "annotations_per_s": round(rate, 1),
         "next_p50_ms": round(percentile(next_ms, 50), 2), "next_p95_ms": round(percentile(next_ms, 95), 2),
@@ -169,6 +180,33 @@ def main():
         print("error:", e)
     for key, value in figures.items():
         print(f"{key:>32}: {value}")
+    connections.close_all()
+    return figures
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument("--seconds", type=float, default=120, help="stop after this long even if tasks are left")
+    parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (one per core)")
+    parser.add_argument("--threads", type=int, default=3, help="threads per gunicorn worker")
+    parser.add_argument("--port", type=int, default=8601)
+    parser.add_argument("--gold-share", type=float, default=0.0,
+                        help="serve gold at this share; runs the same load without gold first and compares")
+    args = parser.parse_args()
+
+    if not args.gold_share:
+        print(json.dumps(run(args, 0.0)))
+        return
+    without = run(args, 0.0)
+    figures = run(args, args.gold_share)
+    figures["no_gold_server_cpu_ms_per_annotation"] = without["server_cpu_ms_per_annotation"]
+    figures["no_gold_annotations_per_s"] = without["annotations_per_s"]
+    figures["server_cpu_ratio_gold_vs_none"] = round(
+        figures["server_cpu_ms_per_annotation"] / without["server_cpu_ms_per_annotation"], 3)
+    print(f"{'server_cpu_ratio_gold_vs_none':>32}: {figures['server_cpu_ratio_gold_vs_none']}")
     print(json.dumps(figures))
 
 

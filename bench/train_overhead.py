@@ -1,20 +1,26 @@
-"""Overhead of training through rankloop: the same reward-model training (same data, model, seed
-and hyper-parameters) as a round's reward stage (dataset from the database, progress, metrics,
-heartbeat and log written per step, version registered, held-out accuracy) and as a bare TRL
-script (rows from a JSONL file, RewardTrainer, save, held-out accuracy). Each side runs in a
-fresh Python process; the clock starts after the imports. Target: ratio <= 1.10.
+"""Overhead of training through rankloop: a round's reward stage as the platform runs it (the real
+launcher, rlhf/launcher.py, without Celery: the dataset snapshot and config written from the
+database, `accelerate launch` of rlhf/training/reward.py in its own process group, its progress
+followed into the run — steps, metric points, log, heartbeat —, the version registered) against
+the bare `accelerate launch` of the same script on the same data files and config, as a user
+would type it. Both sides include the launch (interpreter, torch and TRL imports, model load);
+the clock runs from before the launch to the registered version (platform) or the exit (bare).
+Target: ratio <= 1.05.
 
     .venv/bin/python bench/train_overhead.py                     # small random Llama, 150 steps
     .venv/bin/python bench/train_overhead.py --model default --steps 6
-Last line: {"platform_s", "bare_trl_s", "ratio", ...}.
+Last line: {"platform_s", "bare_s", ..., "ratio"}.
 """
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -27,16 +33,19 @@ def reward_settings(options) -> dict:
             "max_length": options.max_length, "lora": options.lora, "save_strategy": "no"}
 
 
-def prepare(options, workdir: Path) -> dict:
-    """Seed the database, plan the round, and write the same rows and arguments for the bare script."""
+def synthetic_rows(n):
+    return [{"id": f"syn-{i}", "prompt": [{"role": "user", "content": f"Question {i} about python code?"}],
+             "chosen": f"Here is a helpful answer with an example {i}.", "rejected": f"Sorry, I cannot help {i}."}
+            for i in range(n)]
+
+
+def prepare(options, workdir: Path):
+    """Seed the database and plan the round whose reward stage the platform side runs."""
     env = bench_env(options.db, workdir / "models")
+    env["RLHF_TORCH_THREADS"] = str(options.threads)
     (workdir / "models").mkdir(parents=True)
     setup_django(env)
     link_default_model(workdir / "models")
-    from labeling.models import Prompt
-    from models_app.loading import artifact_path
-    from rlhf import config, datasets
-
     if options.model == "small":
         from django.conf import settings
 
@@ -44,98 +53,67 @@ def prepare(options, workdir: Path) -> dict:
         from models_app.tiny import build_tiny_model
 
         path = build_tiny_model(Path(settings.MODEL_STORE) / "bench-small", layers=4, hidden=256)
-        policy = models.register_model(path, kind="policy", name="bench-small")
-        model = "given"
+        policy, model = models.register_model(path, kind="policy", name="bench-small"), "given"
     else:
         policy, model = None, options.model
     rows = read_rows(options.data, options.pairs) if options.data.exists() else synthetic_rows(options.pairs)
     round, run, _ = seeded_round(rows, model=model, reward=reward_settings(options), heldout_percent=15,
                                  policy=policy)
-    train = datasets.preference_rows(round.project, round.data_filters, split=Prompt.Split.TRAIN)
-    heldout = datasets.preference_rows(round.project, round.data_filters, split=Prompt.Split.HELDOUT)
-    with open(workdir / "train.jsonl", "w") as handle:
-        handle.writelines(json.dumps({k: r[k] for k in ("prompt", "chosen", "rejected")}) + "\n" for r in train)
-    with open(workdir / "heldout.jsonl", "w") as handle:
-        handle.writelines(json.dumps(r) + "\n" for r in heldout)
-    args = config.trainer_kwargs("reward", run.config, output_dir="", seed=run.config.get("seed", 0))
-    return {"env": env, "run_id": run.pk, "policy_dir": str(artifact_path(round.policy_in)), "args": args,
-            "lora": options.lora, "pairs_train": len(train), "pairs_heldout": len(heldout)}
+    return env, run
 
 
-def synthetic_rows(n):
-    return [{"id": f"syn-{i}", "prompt": [{"role": "user", "content": f"Question {i} about python code?"}],
-             "chosen": f"Here is a helpful answer with an example {i}.", "rejected": f"Sorry, I cannot help {i}."}
-            for i in range(n)]
+def platform_side(run):
+    """The round's reward stage through the launcher, as a worker's task runs it."""
+    from rlhf import launcher
 
-
-def platform_side(plan):
-    """The round's reward stage, as a worker runs it."""
-    setup_django(plan["env"])
-    import datasets  # noqa: F401  (a worker has these loaded after its first task; the bare side
-    import peft  # noqa: F401       imports them before its clock starts too)
-    import trl  # noqa: F401
-
-    from rlhf import trainers
-    from rlhf.models import TrainingRun
-
-    run = TrainingRun.objects.get(pk=plan["run_id"])
     began = time.perf_counter()
-    status = trainers.execute(run)
+    status = launcher.execute(run)
     elapsed = time.perf_counter() - began
     run.refresh_from_db()
     if status != "succeeded":
         raise SystemExit(f"platform run {status}: {run.error}")
-    return {"seconds": elapsed, "steps": run.step, "accuracy": run.round.reward_model.metrics["heldout_accuracy"]}
+    version = run.model_versions.get()
+    return {"seconds": elapsed, "steps": run.step, "accuracy": version.metrics["heldout_accuracy"],
+            "folder": run.checkpoint_dir}
 
 
-def bare_side(plan, workdir: Path):
-    """What a person would write with TRL alone, on the same rows and arguments."""
-    import torch
-    from datasets import load_dataset
-    from peft import LoraConfig
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
-    from trl import RewardConfig, RewardTrainer
+def bare_config(platform_folder: Path, workdir: Path) -> Path:
+    """The platform's config and data files, written to a folder of the bare side's own."""
+    config = yaml.safe_load((platform_folder / "config.yaml").read_text())
+    out = workdir / "bare-out"
+    config.update(output_dir=str(out), final_dir=str(out / "final"), progress_file=str(out / "progress.jsonl"))
+    path = workdir / "bare-config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
 
-    if plan["env"].get("RLHF_TORCH_THREADS"):
-        torch.set_num_threads(int(plan["env"]["RLHF_TORCH_THREADS"]))
+
+def bare_side(config_path: Path, workdir: Path, env: dict, command: list[str]):
+    """`accelerate launch` of the reward script by hand, on the same files and settings."""
+    out = workdir / "bare-out"
+    subprocess.run(["rm", "-rf", str(out)], check=True)
+    out.mkdir()
     began = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(plan["policy_dir"])
-    set_seed(plan["args"]["seed"])
-    model = AutoModelForSequenceClassification.from_pretrained(plan["policy_dir"], num_labels=1)
-    if not torch.cuda.is_available():
-        model = model.float()
-    model.config.pad_token_id = tokenizer.pad_token_id
-    train = load_dataset("json", data_files=str(workdir / "train.jsonl"), split="train")
-    args = RewardConfig(output_dir=str(workdir / "bare-out"), **{k: v for k, v in plan["args"].items()
-                                                                   if k != "output_dir"})
-    peft = LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, target_modules="all-linear") if plan["lora"] else None
-    trainer = RewardTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer, peft_config=peft)
-    trainer.train()
-    model = trainer.model.merge_and_unload() if peft else trainer.model
-    model.save_pretrained(workdir / "bare-model")
-    tokenizer.save_pretrained(workdir / "bare-model")
-    correct = total = 0
-    model.eval()
-    with open(workdir / "heldout.jsonl") as handle, torch.inference_mode():
-        for line in handle:
-            row = json.loads(line)
-            scores = []
-            for side in ("chosen", "rejected"):
-                text = tokenizer.apply_chat_template(row["prompt"] + row[side], tokenize=False)
-                ids = tokenizer(text, return_tensors="pt", add_special_tokens=False, truncation=True, max_length=1024)
-                scores.append(model(**ids).logits[0, 0].item())
-            correct += scores[0] > scores[1]
-            total += 1
-    return {"seconds": time.perf_counter() - began, "steps": trainer.state.global_step,
-            "accuracy": correct / total if total else None}
+    done = subprocess.run(command[:command.index("--config") + 1] + [str(config_path)], cwd=ROOT,
+                          env={**os.environ, **env}, capture_output=True, text=True)
+    elapsed = time.perf_counter() - began
+    if done.returncode != 0:
+        raise SystemExit(f"bare side failed:\n{done.stderr[-3000:]}")
+    metrics = json.loads((out / "metrics.json").read_text())
+    return {"seconds": elapsed, "steps": metrics["global_step"], "accuracy": metrics["eval_accuracy"]}
 
 
-def side_in_fresh_process(side, workdir):
-    out = subprocess.run([sys.executable, __file__, "--side", side, "--workdir", str(workdir)], cwd=ROOT,
-                         capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"{side} side failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def next_reward_run(run):
+    """A fresh round with the same settings (the previous one cancelled), through the services."""
+    from rlhf import services
+
+    previous = run.round
+    previous.refresh_from_db()
+    if previous.state != "cancelled":
+        services.cancel_round(previous, user=None)
+    round = services.launch_round(previous.project, user=None, algorithm=previous.algorithm,
+                                  hyperparameters=previous.hyperparameters, data_filters=previous.data_filters,
+                                  enqueue=False)
+    return round.runs.select_related("round").get(kind="reward")
 
 
 def main():
@@ -151,55 +129,45 @@ def main():
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, both sides (steadier when shared).")
     parser.add_argument("--repeat", type=int, default=3, help="Runs of each side, alternating; the best counts.")
-    parser.add_argument("--side", choices=["platform", "bare"], help=argparse.SUPPRESS)
-    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     options = parser.parse_args()
 
-    if options.side:
-        plan = json.loads((options.workdir / "plan.json").read_text())
-        result = platform_side(plan) if options.side == "platform" else bare_side(plan, options.workdir)
-        print(json.dumps(result))
-        return
     workdir = Path(tempfile.mkdtemp(prefix="rankloop-overhead-"))
-    plan = prepare(options, workdir)
-    plan["env"]["RLHF_TORCH_THREADS"] = str(options.threads)
-    (workdir / "plan.json").write_text(json.dumps(plan))
-    print(f"{options.model} model, {plan['pairs_train']} train / {plan['pairs_heldout']} held-out pairs, "
-          f"{options.steps} steps of {options.batch_size}", flush=True)
-    # Alternate the sides and keep each one's best time: the machine is shared, and the best
-    # time is the one least disturbed by other work.
+    env, run = prepare(options, workdir)
+    from rlhf import launcher
+
+    print(f"{options.model} model, {options.steps} steps of {options.batch_size}, {options.threads} thread(s)",
+          flush=True)
+    # Alternate the sides (platform first: it writes the files the bare side reuses) and keep
+    # each one's best time: the machine is shared, and the best is the least disturbed.
     times = {"bare": [], "platform": []}
-    for attempt in range(options.repeat):
-        for side in (("bare", "platform") if attempt % 2 == 0 else ("platform", "bare")):
-            if side == "platform":
-                next_reward_run(plan)
-                (workdir / "plan.json").write_text(json.dumps(plan))
-            result = side_in_fresh_process(side, workdir)
-            times[side].append(result["seconds"])
-            print(f"{'bare TRL script' if side == 'bare' else 'rankloop round':16s} {result['seconds']:7.2f} s "
-                  f"({result['steps']} steps, held-out accuracy {result['accuracy']:.3f})", flush=True)
+    config_path = command = None
+    order = [side for attempt in range(options.repeat)
+             for side in (("platform", "bare") if attempt % 2 == 0 else ("bare", "platform"))]
+    for side in order:
+        if side == "platform":
+            if times["platform"]:
+                run = next_reward_run(run)
+            result = platform_side(run)
+            if config_path is None:
+                folder = Path(result["folder"])
+                config_path = bare_config(folder, workdir)
+                command = json.loads((folder / "launcher.json").read_text())["command"]
+                print(f"{sum(1 for _ in open(folder / 'train.jsonl'))} train pairs; command: "
+                      f"{launcher.shell_line(command, launcher.child_env())}", flush=True)
+        else:
+            result = bare_side(config_path, workdir, launcher.child_env(), command)
+        times[side].append(result["seconds"])
+        print(f"{'bare accelerate launch' if side == 'bare' else 'rankloop reward stage':22s} "
+              f"{result['seconds']:7.2f} s ({result['steps']} steps, held-out accuracy {result['accuracy']})",
+              flush=True)
     platform_s, bare_s = min(times["platform"]), min(times["bare"])
     ratio = platform_s / bare_s
-    print(f"best of {options.repeat}: rankloop {platform_s:.2f} s, bare TRL {bare_s:.2f} s, "
-          f"ratio {ratio:.3f} (target <= 1.10)")
-    print(json.dumps({"platform_s": round(platform_s, 3), "bare_trl_s": round(bare_s, 3), "ratio": round(ratio, 4),
-                      "model": options.model, "steps": options.steps, "pairs_train": plan["pairs_train"],
-                      "repeat": options.repeat}))
-
-
-def next_reward_run(plan) -> int:
-    """A fresh round with the same settings (the previous one cancelled), through the services."""
-    from rlhf import services
-    from rlhf.models import TrainingRun
-
-    previous = TrainingRun.objects.select_related("round").get(pk=plan["run_id"]).round
-    if previous.runs.filter(status=TrainingRun.Status.SUCCEEDED).exists():
-        services.cancel_round(previous, user=None)
-        round = services.launch_round(previous.project, user=None, algorithm=previous.algorithm,
-                                      hyperparameters=previous.hyperparameters, data_filters=previous.data_filters,
-                                      enqueue=False)
-        plan["run_id"] = round.runs.get(kind="reward").pk
-    return plan["run_id"]
+    print(f"best of {options.repeat}: rankloop {platform_s:.2f} s, bare {bare_s:.2f} s, ratio {ratio:.3f} "
+          "(target <= 1.05)")
+    print(json.dumps({"platform_s": round(platform_s, 3), "bare_s": round(bare_s, 3), "model": options.model,
+                      "steps": options.steps, "repeat": options.repeat,
+                      "platform_all_s": [round(t, 2) for t in times["platform"]],
+                      "bare_all_s": [round(t, 2) for t in times["bare"]], "ratio": round(ratio, 4)}))
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 1
     raw_id_fields = ["user"]
-    fields = ["user", "is_active", "joined_at"]
-    readonly_fields = ["joined_at"]
+    fields = ["user", "is_active", "role", "joined_at", "paused_at", "paused_reason", "qualified_at"]
+    readonly_fields = ["joined_at", "paused_at", "paused_reason", "qualified_at"]
 
 
 @admin.register(Project)
@@ -20,7 +20,7 @@ class ProjectAdmin(admin.ModelAdmin):
     list_filter = ["mode", "is_archived", "allow_ties"]
     search_fields = ["name", "slug", "description"]
     prepopulated_fields = {"slug": ["name"]}
-    raw_id_fields = ["created_by"]
+    raw_id_fields = ["created_by", "judge"]
     inlines = [MembershipInline]
 
     def save_formset(self, request, form, formset, change):
@@ -91,8 +91,8 @@ class AnnotationAdmin(admin.ModelAdmin):
 
 @admin.register(PreferencePair)
 class PreferencePairAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "task", "chosen", "rejected", "votes_a", "votes_b", "votes_tie", "is_tie", "agreement", "margin", "split"]
-    list_filter = ["project", "is_tie", "is_gold", "split"]
-    search_fields = ["task__id"]
+    list_display = ["id", "project", "source", "task", "chosen", "rejected", "votes_a", "votes_b", "votes_tie", "is_tie", "agreement", "margin", "split"]
+    list_filter = ["project", "source", "is_tie", "is_gold", "split"]
+    search_fields = ["task__id", "external_id"]
     raw_id_fields = ["project", "task", "prompt", "round", "candidate_a", "candidate_b", "chosen", "rejected"]
     list_select_related = ["project", "task__project", "chosen", "rejected"]

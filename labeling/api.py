@@ -1,6 +1,6 @@
-"""The labeling REST API (/api/v1/): thin views over labeling.services, labeling.importing
-and labeling.exporting. Admin (staff) endpoints: projects (write), prompts, candidates, tasks,
-annotations, pairs, import, export. Annotator endpoints: their projects (read), next task,
+"""The labeling REST API (/api/v1/): thin views over labeling.services, labeling.importing,
+labeling.preference_import and labeling.exporting. Admin (staff) endpoints: projects (write),
+prompts, candidates, tasks, annotations, pairs, import, preference import, export. Annotator endpoints: their projects (read), next task,
 their own assignments, submit and skip."""
 import django_filters
 from django.contrib.auth import get_user_model
@@ -17,8 +17,8 @@ from rest_framework.response import Response
 
 from rankloop.api_common import IgnoreFormatParam, IsAdmin, IsAdminOrReadOnly
 
-from . import exporting, importing, services
-from .models import Annotation, Assignment, Candidate, ComparisonTask, PreferencePair, Project, Prompt
+from . import exporting, importing, preference_import, quality, review, services
+from .models import Annotation, Assignment, Candidate, ComparisonTask, PreferencePair, Project, Prompt, ReviewItem
 from .serializers import (
     AnnotationSerializer,
     AnnotatorProjectSerializer,
@@ -27,8 +27,13 @@ from .serializers import (
     ImportReportSerializer,
     ImportUploadSerializer,
     PairSerializer,
+    PreferenceImportReportSerializer,
+    PreferenceUploadSerializer,
     ProjectSerializer,
     PromptSerializer,
+    ReviewDecisionSerializer,
+    ReviewItemSerializer,
+    ReviewNoteSerializer,
     SubmissionSerializer,
     TaskCreateSerializer,
     TaskPrioritySerializer,
@@ -96,7 +101,7 @@ class PairFilter(django_filters.FilterSet):
 
     class Meta:
         model = PreferencePair
-        fields = ["project", "task", "round", "min_agreement", "is_tie", "is_gold", "split"]
+        fields = ["project", "task", "round", "min_agreement", "is_tie", "is_gold", "split", "source"]
 
 
 class AssignmentFilter(django_filters.FilterSet):
@@ -117,7 +122,31 @@ EXPORT_PARAMETERS = [
     OpenApiParameter("ties", str, enum=["include", "exclude"], description="Default exclude"),
     OpenApiParameter("gold", str, enum=["include", "exclude"], description="Default exclude"),
     OpenApiParameter("split", str, enum=list(Prompt.Split.values)),
+    OpenApiParameter("source", str, description='Only pairs from these sources, comma-separated or repeated: '
+                     '"labels" (annotators), "import:<name>" (imported files)'),
 ]
+
+
+def _upload(request):
+    """(bytes, file name or None, the multipart form's fields) of an import: the multipart field
+    `file`, or the whole body. A 413 Response instead when it is over the import limit."""
+    limit = importing.settings.RANKLOOP_IMPORT_MAX_BYTES
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if length > limit + 64 * 1024:
+        return Response({"detail": f"The upload is {length:,} bytes; the import limit is {limit:,} bytes. "
+                                   "Split the file (a re-import skips what was already imported)."},
+                        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    content_type = request.content_type or ""
+    if content_type.startswith("multipart/form-data"):
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise serializers.ValidationError({"file": "Upload the file as the multipart field 'file'."})
+        return upload.read(), upload.name, request.data
+    try:
+        return request._request.body, None, {}
+    except RawPostDataException:  # a form body already parsed (session + CSRF check)
+        raise serializers.ValidationError({"file": "Send the file as multipart field 'file', or as the body "
+                                                   "with Content-Type application/x-ndjson or text/csv."})
 
 
 class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
@@ -154,6 +183,8 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         try:
             project = services.labeling_project(slug, request.user)
             assignment = services.assign_next(project, request.user)
+        except services.Paused:
+            raise  # 403 with the reason: a paused annotator must learn why
         except (services.NotAllowed, services.NotFound):
             raise Http404
         if assignment is None:
@@ -168,20 +199,67 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         return Response({"progress": services.project_progress(project),
                          "agreement": services.project_agreement(project)})
 
-    @extend_schema(request=inline_serializer("AnnotatorRef", {"username": serializers.CharField()}),
-                   responses={204: None})
+    @extend_schema(request=inline_serializer("AnnotatorRef", {
+        "username": serializers.CharField(),
+        "role": serializers.ChoiceField(["annotator", "reviewer"], required=False)}), responses={204: None})
     @action(detail=True, methods=["post", "delete"], permission_classes=[IsAdmin])
     def annotators(self, request, slug=None):
-        """Add (POST) or remove (DELETE) an annotator of this project, by username."""
+        """Add (POST, with an optional role: annotator or reviewer) or remove (DELETE) an annotator of
+        this project, by username."""
         project = self.get_object()
         username = request.data.get("username") if isinstance(request.data, dict) else None
         if not isinstance(username, str) or not username:
             raise serializers.ValidationError({"username": "Required."})
         user = get_object_or_404(get_user_model(), username=username)
         if request.method == "POST":
-            services.add_annotator(project, user)
+            services.add_annotator(project, user, role=request.data.get("role"))
         else:
             services.remove_annotator(project, user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={200: ReviewItemSerializer, 204: OpenApiResponse(
+        description="Nothing to review.")})
+    @action(detail=True, methods=["get"], url_path="review/next", permission_classes=[IsAuthenticated])
+    def review_next(self, request, slug=None):
+        """The oldest open item of the project's review queue (reviewers and staff)."""
+        project = self.get_object()
+        item = review.next_item(project, request.user)
+        if item is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(ReviewItemSerializer(item).data)
+
+    @extend_schema(responses=ReviewNoteSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="my-reviews", permission_classes=[IsAuthenticated])
+    def my_reviews(self, request, slug=None):
+        """Your own rejected annotations in this project, with the reviewers' notes."""
+        return Response(ReviewNoteSerializer(review.rejected_work(self.get_object(), request.user), many=True).data)
+
+    @extend_schema(responses=inline_serializer("AnnotatorQuality", {
+        "annotators": serializers.ListField(child=serializers.DictField()),
+        "agreement_by_round": serializers.ListField(child=serializers.DictField()),
+        "excluded_annotations": serializers.DictField()}))
+    @action(detail=True, methods=["get"], permission_classes=[IsAdmin])
+    def quality(self, request, slug=None):
+        """Each annotator's gold accuracy (Wilson 95% interval), agreement with the others, skip rate,
+        time on task and standing (paused, qualifying)."""
+        project = self.get_object()
+        return Response({"annotators": quality.annotator_quality(project),
+                         "agreement_by_round": services.agreement_by_round(project),
+                         "excluded_annotations": services.excluded_annotation_counts(project)})
+
+    @extend_schema(request=inline_serializer("ReinstateRef", {"username": serializers.CharField()}),
+                   responses={204: None})
+    @action(detail=True, methods=["post"], permission_classes=[IsAdmin])
+    def reinstate(self, request, slug=None):
+        """Lift an annotator's pause (a quality gate's, or staff's): they get tasks again, and the
+        gates start a new window. 409 when they were not paused."""
+        project = self.get_object()
+        username = request.data.get("username") if isinstance(request.data, dict) else None
+        if not isinstance(username, str) or not username:
+            raise serializers.ValidationError({"username": "Required."})
+        user = get_object_or_404(get_user_model(), username=username)
+        if not quality.reinstate_annotator(project, user):
+            raise services.Conflict(f"{username} is not paused in this project.")
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
@@ -199,30 +277,39 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         (multipart) or sent as the body. All or nothing: a bad line gets an error naming the
         line and field, and nothing is imported."""
         project = self.get_object()
-        limit = importing.settings.RANKLOOP_IMPORT_MAX_BYTES
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-        if length > limit + 64 * 1024:
-            return Response({"detail": f"The upload is {length:,} bytes; the import limit is {limit:,} bytes. "
-                                       "Split the file (a re-import skips prompts already imported)."},
-                            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-        content_type = request.content_type or ""
-        fmt = request.query_params.get("format")
-        priority = request.query_params.get("priority")
-        if content_type.startswith("multipart/form-data"):
-            upload = request.FILES.get("file")
-            if upload is None:
-                raise serializers.ValidationError({"file": "Upload the file as the multipart field 'file'."})
-            data, filename = upload.read(), upload.name
-            fmt = fmt or request.data.get("format")
-            priority = priority or request.data.get("priority")
-        else:
-            try:
-                data, filename = request._request.body, None
-            except RawPostDataException:  # a form body already parsed (session + CSRF check)
-                raise serializers.ValidationError({"file": "Send the file as multipart field 'file', or as the body "
-                                                           "with Content-Type application/x-ndjson or text/csv."})
-        report = importing.import_prompts(project, data, fmt=fmt, filename=filename, content_type=content_type,
+        upload = _upload(request)
+        if isinstance(upload, Response):
+            return upload
+        data, filename, fields = upload
+        fmt = request.query_params.get("format") or fields.get("format")
+        priority = request.query_params.get("priority") or fields.get("priority")
+        report = importing.import_prompts(project, data, fmt=fmt, filename=filename,
+                                          content_type=request.content_type or "",
                                           source=f"import by {request.user.username}", priority=priority)
+        return Response(report.as_dict(), status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("source", str, description='The data\'s name (default: the uploaded file\'s '
+                                     'name); the pairs\' source is "import:<name>"'),
+                    OpenApiParameter("limit", int, description="Import the first N lines only")],
+        request={"multipart/form-data": PreferenceUploadSerializer, "application/x-ndjson": OpenApiTypes.BINARY},
+        responses={201: PreferenceImportReportSerializer})
+    @action(detail=True, methods=["post"], url_path="preferences/import", permission_classes=[IsAdmin],
+            parser_classes=[MultiPartParser, FormParser, BodyParser], content_negotiation_class=IgnoreFormatParam)
+    def import_preferences(self, request, slug=None):
+        """Seed the project from existing preference data: TRL preference JSON Lines (standard,
+        conversational or implicit prompt; gzip allowed), uploaded as `file` or sent as the body,
+        become labelled pairs with the source "import:<name>". All or nothing: a bad line gets an
+        error naming the line and field, and nothing is imported; a re-import adds nothing."""
+        project = self.get_object()
+        upload = _upload(request)
+        if isinstance(upload, Response):
+            return upload
+        data, filename, fields = upload
+        report = preference_import.import_preferences(
+            project, data, filename=filename,
+            source=request.query_params.get("source") or fields.get("source"),
+            limit=request.query_params.get("limit") or fields.get("limit"))
         return Response(report.as_dict(), status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=EXPORT_PARAMETERS, responses={
@@ -236,6 +323,9 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         response = StreamingHttpResponse(exporting.export_lines(project, fmt, filters),
                                          content_type="application/x-ndjson")
         response["Content-Disposition"] = f'attachment; filename="{exporting.export_filename(project, fmt)}"'
+        # What the pairs leave out, so a consumer knows (reviewers' rejections, paused annotators).
+        excluded = services.excluded_annotation_counts(project)
+        response["X-Rankloop-Excluded-Annotations"] = ", ".join(f"{k}={v}" for k, v in excluded.items())
         return response
 
 
@@ -357,3 +447,18 @@ class AssignmentViewSet(viewsets.ReadOnlyModelViewSet):
         """Pass on this task: it goes to others, never back to you."""
         assignment = services.skip_task(self.get_object().pk, request.user)
         return Response(AssignmentSerializer(_assignments().get(pk=assignment.pk)).data)
+
+
+class ReviewItemViewSet(viewsets.GenericViewSet):
+    """Decide a review item: accept, reject with a note, or record the final ranking."""
+
+    permission_classes = [IsAuthenticated]
+    queryset = ReviewItem.objects.all()
+
+    @extend_schema(request=ReviewDecisionSerializer, responses=ReviewItemSerializer)
+    @action(detail=True, methods=["post"])
+    def decide(self, request, pk=None):
+        body = request.data if isinstance(request.data, dict) else {}
+        item = review.decide(pk, request.user, decision=body.get("decision"), note=body.get("note", ""),
+                             ranking=body.get("ranking"), text=body.get("text"))
+        return Response(ReviewItemSerializer(item).data)

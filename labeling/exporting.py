@@ -2,8 +2,12 @@
 encoded with orjson page by page, so memory stays flat however large the dataset.
 
 Formats: `standard` and `conversational` (TRL preference formats, one row per aggregated pair,
-see labeling.formats) and `raw` (one row per annotation: every annotator's tiers, ratings,
-flags, rationale and time, the annotator pseudonymised)."""
+see labeling.formats), `raw` (one row per annotation: every annotator's tiers, ratings,
+flags, rationale and time, the annotator pseudonymised) and `sft` (TRL's conversational SFT rows,
+{"messages": [...prompt, {"role": "assistant", "content": reply}]}: demonstrations and the ideal
+answers annotators rewrote, rejected ones left out). Every preference row says its `source`:
+"labels" for pairs aggregated from annotations (and every raw row), "import:<name>" for imported
+pairs."""
 from __future__ import annotations
 
 import hashlib
@@ -15,10 +19,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from . import formats
-from .models import Annotation, Candidate, ComparisonTask, Project, Prompt
-from .services import LabelingError, preference_pairs
+from .models import Annotation, Candidate, ComparisonTask, PreferencePair, Project, Prompt
+from .services import LabelingError, preference_pairs, text_problem
 
-FORMATS = ("standard", "conversational", "raw")
+FORMATS = ("standard", "conversational", "raw", "sft")
 PAGE_SIZE = 2000
 
 
@@ -34,12 +38,15 @@ class ExportFilters:
     include_ties: bool = False
     include_gold: bool = False
     split: str | None = None
+    sources: list | None = None  # e.g. ["labels", "import:hh-rlhf"]
 
     @classmethod
     def from_params(cls, params) -> "ExportFilters":
         """From query parameters (or command options): rounds=1,2 min_agreement=0.7
-        ties=include|exclude gold=include|exclude split=train|heldout."""
+        ties=include|exclude gold=include|exclude split=train|heldout source=labels,import:hh
+        (repeatable: source=labels&source=import:hh)."""
         errors = {}
+        sources = _sources(params, errors)
         rounds = None
         raw_rounds = params.get("rounds") or params.get("round")
         if raw_rounds:
@@ -72,7 +79,28 @@ class ExportFilters:
         if errors:
             raise ExportError("Bad export filters: " + "; ".join(f"{k}: {v}" for k, v in errors.items()), errors)
         return cls(rounds=rounds, min_agreement=min_agreement, include_ties=include["ties"],
-                   include_gold=include["gold"], split=split)
+                   include_gold=include["gold"], split=split, sources=sources)
+
+
+def _sources(params, errors):
+    """The `source` filter: names, comma-separated or repeated (also as `sources`)."""
+    values = []
+    for name in ("source", "sources"):
+        if hasattr(params, "getlist"):
+            values += params.getlist(name)
+        elif params.get(name) is not None:
+            given = params[name]
+            values += given if isinstance(given, (list, tuple)) else [given]
+    names = []
+    for value in values:
+        if not isinstance(value, str):
+            errors["source"] = "Source names, comma-separated (e.g. source=labels,import:hh-rlhf)."
+            return None
+        names += [n.strip() for n in value.split(",") if n.strip()]
+    if any(len(n) > 120 or text_problem(n) for n in names):
+        errors["source"] = "Source names of at most 120 characters (e.g. labels, import:hh-rlhf)."
+        return None
+    return sorted(set(names)) or None
 
 
 def check_format(fmt) -> str:
@@ -103,9 +131,9 @@ def _round_ids(project, numbers):
 def export_lines(project: Project, fmt: str, filters: ExportFilters, *, page_size=PAGE_SIZE):
     """The export as an iterator of bytes chunks (one per keyset page) of JSON Lines."""
     fmt = check_format(fmt)
-    if fmt == "raw":
+    if fmt in ("raw", "sft"):
         dumps = orjson.dumps
-        for rows in _raw_pages(project, filters, page_size):
+        for rows in (_raw_pages if fmt == "raw" else _sft_pages)(project, filters, page_size):
             yield b"\n".join(dumps(row) for row in rows) + b"\n"
         return
     # Each prompt and answer recurs in several pairs: encode it once per page and splice the
@@ -119,38 +147,38 @@ def export_lines(project: Project, fmt: str, filters: ExportFilters, *, page_siz
             prompt_json = {pid: dumps(m) for pid, m in prompts.items()}
             text_json = {cid: b'[{"role":"assistant","content":' + dumps(t) + b"}]" for cid, t in texts.items()}
         yield b"".join(
-            b'{"id":%b,"prompt":%b,"chosen":%b,"rejected":%b,"margin":%b}\n' % (
+            b'{"id":%b,"prompt":%b,"chosen":%b,"rejected":%b,"margin":%b,"source":%b}\n' % (
                 dumps(formats.pair_id(pk)), prompt_json[prompt_id], text_json[chosen], text_json[rejected],
-                dumps(margin))
-            for pk, prompt_id, chosen, rejected, margin in page)
+                dumps(margin), dumps(source))
+            for pk, prompt_id, chosen, rejected, margin, source in page)
 
 
 def export_rows(project: Project, fmt: str, filters: ExportFilters, *, page_size=PAGE_SIZE):
     """The same rows as dicts (for Python callers and tests)."""
     fmt = check_format(fmt)
-    if fmt == "raw":
-        for rows in _raw_pages(project, filters, page_size):
+    if fmt in ("raw", "sft"):
+        for rows in (_raw_pages if fmt == "raw" else _sft_pages)(project, filters, page_size):
             yield from rows
         return
     make_row = formats.standard_row if fmt == "standard" else formats.conversational_row
     for page, prompts, texts in _pair_pages(project, filters, page_size):
-        for pk, prompt_id, chosen, rejected, margin in page:
-            yield make_row(pk, prompts[prompt_id], texts[chosen], texts[rejected], margin)
+        for pk, prompt_id, chosen, rejected, margin, source in page:
+            yield make_row(pk, prompts[prompt_id], texts[chosen], texts[rejected], margin, source)
 
 
 def _pair_pages(project, filters, page_size):
-    """Keyset pages of (pair id, prompt id, chosen id, rejected id, margin), each with the
+    """Keyset pages of (pair id, prompt id, chosen id, rejected id, margin, source), each with the
     messages of its prompts and the texts of their candidates (fetched once per page)."""
     rounds = _round_ids(project, filters.rounds) if filters.rounds else None
     if filters.rounds and not rounds:
         return
     pairs = preference_pairs(project, rounds=rounds, min_agreement=filters.min_agreement,
                              include_ties=filters.include_ties, include_gold=filters.include_gold,
-                             split=filters.split)
+                             split=filters.split, sources=filters.sources)
     last = 0
     while True:
         page = list(pairs.filter(id__gt=last).values_list(
-            "id", "prompt_id", "chosen_id", "rejected_id", "margin")[:page_size])
+            "id", "prompt_id", "chosen_id", "rejected_id", "margin", "source")[:page_size])
         if not page:
             return
         last = page[-1][0]
@@ -161,6 +189,8 @@ def _pair_pages(project, filters, page_size):
 
 
 def _raw_pages(project, filters, page_size):
+    if filters.sources and PreferencePair.LABELS not in filters.sources:
+        return  # raw rows are annotations: their source is "labels"
     annotations = Annotation.objects.filter(task__project=project)
     if filters.rounds:
         annotations = annotations.filter(task__round__in=_round_ids(project, filters.rounds))
@@ -191,6 +221,30 @@ def _raw_pages(project, filters, page_size):
             "annotator": pseudonym(annotator_id), "ranking": ranking, "pairwise_choice": choice or None,
             "ratings": ratings, "flags": flags, "rationale": rationale, "ideal_answer": ideal_answer,
             "time_on_task_ms": time_ms, "created_at": created_at.isoformat(), "round": round_number,
-            "split": split, "is_gold": is_gold,
+            "split": split, "is_gold": is_gold, "source": PreferencePair.LABELS,
         } for (pk, task_id, prompt_id, messages, split, is_gold, round_number, annotator_id, ranking, choice,
                ratings, flags, rationale, ideal_answer, time_ms, created_at, shown_order) in page]
+
+
+def sft_annotations(project, filters):
+    """Annotations that carry a reply to learn from: a demonstration, or an ideal answer rewritten
+    beside a ranking; not rejected by a reviewer, gold only when asked for."""
+    annotations = Annotation.objects.filter(task__project=project, is_rejected=False).exclude(ideal_answer="")
+    if filters.rounds:
+        annotations = annotations.filter(task__round__in=_round_ids(project, filters.rounds))
+    if not filters.include_gold:
+        annotations = annotations.filter(task__is_gold=False)
+    if filters.split:
+        annotations = annotations.filter(task__prompt__split=filters.split)
+    return annotations
+
+
+def _sft_pages(project, filters, page_size):
+    annotations, last = sft_annotations(project, filters), 0
+    while True:
+        page = list(annotations.filter(id__gt=last).order_by("id")
+                    .values_list("id", "task__prompt__messages", "ideal_answer")[:page_size])
+        if not page:
+            return
+        last = page[-1][0]
+        yield [{"messages": [*messages, {"role": "assistant", "content": reply}]} for _, messages, reply in page]

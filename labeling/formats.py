@@ -1,7 +1,10 @@
 """Preference rows in the formats TRL reads unchanged.
 
-- standard: {"id", "prompt": str, "chosen": str, "rejected": str, "margin"}
+- standard: {"id", "prompt": str, "chosen": str, "rejected": str, "margin", "source"}
 - conversational: prompt as chat messages, chosen and rejected as one assistant message each.
+
+`source` says where the verdict comes from ("labels": the project's annotators; "import:<name>":
+a preference file); the training rounds' rows leave it out (source=None).
 """
 
 
@@ -18,15 +21,17 @@ def prompt_as_text(messages) -> str:
     return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages) + "\n\nAssistant:"
 
 
-def standard_row(pk, messages, chosen, rejected, margin):
-    return {"id": pair_id(pk), "prompt": prompt_as_text(messages), "chosen": chosen, "rejected": rejected,
-            "margin": margin}
+def standard_row(pk, messages, chosen, rejected, margin, source=None):
+    row = {"id": pair_id(pk), "prompt": prompt_as_text(messages), "chosen": chosen, "rejected": rejected,
+           "margin": margin}
+    return row if source is None else {**row, "source": source}
 
 
-def conversational_row(pk, messages, chosen, rejected, margin):
-    return {
+def conversational_row(pk, messages, chosen, rejected, margin, source=None):
+    row = {
         "id": pair_id(pk), "prompt": messages,
         "chosen": [{"role": "assistant", "content": chosen}],
         "rejected": [{"role": "assistant", "content": rejected}],
         "margin": margin,
     }
+    return row if source is None else {**row, "source": source}

@@ -1,5 +1,8 @@
-"""Turning the annotator page's POST into the payload `services.submit_annotation` validates."""
+"""Turning the annotator page's POST into the payload `services.submit_annotation` validates,
+and the staff project page's preference import form."""
 import json
+
+from django import forms
 
 from .services import InvalidSubmission
 
@@ -41,3 +44,14 @@ def submission_payload(post) -> dict:
     payload["ratings"] = ratings
     payload["flags"] = flags
     return payload
+
+
+class PreferenceImportForm(forms.Form):
+    """The upload; what the file holds is checked by labeling.preference_import."""
+
+    file = forms.FileField(help_text="TRL preference JSON Lines (.jsonl or .jsonl.gz): standard, conversational or "
+                           "implicit prompt, e.g. what datasets exports for HH-RLHF or UltraFeedback.")
+    source = forms.CharField(required=False, max_length=120,
+                             help_text="Its name, e.g. hh-rlhf (default: the file's name); the pairs' source is "
+                             "import:NAME.")
+    limit = forms.IntegerField(required=False, min_value=1, help_text="Import the first N lines only.")

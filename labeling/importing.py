@@ -123,14 +123,7 @@ def read_prompt_file(project: Project, data: bytes, *, fmt=None, filename=None, 
         raise ImportRejected(f"The file is {len(data):,} bytes; the limit is {max_bytes:,} bytes. "
                              "Split it into smaller files (a re-import skips prompts already imported).")
     kind = detect_format(data, fmt=fmt, filename=filename, content_type=content_type)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ImportRejected(f"Nothing was imported. Line {line}: the file is not valid UTF-8 "
-                             f"(byte {exc.start + 1}).", errors=[{"line": line, "field": "", "message": "invalid UTF-8"}])
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text = decode_text(data)
     if kind == "csv":
         records = _csv_records(text)
     else:
@@ -149,6 +142,17 @@ def read_prompt_file(project: Project, data: bytes, *, fmt=None, filename=None, 
     if not rows:
         raise ImportRejected("The file has no prompts.")
     return rows
+
+
+def decode_text(data: bytes) -> str:
+    """The file as text (UTF-8, a byte order mark dropped), or ImportRejected naming the line."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ImportRejected(f"Nothing was imported. Line {line}: the file is not valid UTF-8 "
+                             f"(byte {exc.start + 1}).", errors=[{"line": line, "field": "", "message": "invalid UTF-8"}])
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 class _BadRecord:
@@ -241,9 +245,8 @@ class _RowChecker:
         self.project = project
         self.errors = _Errors()
         self.max_chars = settings.RANKLOOP_IMPORT_MAX_TEXT_CHARS
-        self.max_candidates = (
-            2 if project.mode == Project.Mode.PAIRWISE else settings.RANKLOOP_IMPORT_MAX_CANDIDATES
-        )
+        self.max_candidates = {Project.Mode.PAIRWISE: 2, Project.Mode.DEMONSTRATION: 0}.get(
+            project.mode, settings.RANKLOOP_IMPORT_MAX_CANDIDATES)
         self.seen_ids = {}
 
     def _text(self, line, field_name, value, *, required=True, limit=None):
@@ -352,8 +355,10 @@ class _RowChecker:
             self.errors.add(line, "candidates", "must be a list of answers")
             return None
         if len(candidates) > self.max_candidates:
-            what = "a pairwise project compares 2" if self.project.mode == Project.Mode.PAIRWISE else \
-                f"at most {self.max_candidates} per prompt"
+            what = {Project.Mode.PAIRWISE: "a pairwise project compares 2",
+                    Project.Mode.DEMONSTRATION: "a demonstration project takes prompts only (annotators write "
+                                                "the replies)"}.get(self.project.mode,
+                                                                    f"at most {self.max_candidates} per prompt")
             self.errors.add(line, "candidates", f"has {len(candidates)} answers; {what}")
             return None
         rows, ok = [], True
@@ -412,6 +417,9 @@ def write_prompt_rows(project: Project, rows: list[PromptRow], *, source="", pri
                 candidates.extend(group)
                 if len(group) >= 2:
                     groups.append((prompt_id, group, row.priority if row.priority is not None else priority or 0))
+            if project.mode == Project.Mode.DEMONSTRATION:  # each prompt is a task: write its reply
+                groups = [(prompt_id, [], row.priority if row.priority is not None else priority or 0)
+                          for row, prompt_id in zip(new_rows, prompt_ids)]
             Candidate.objects.bulk_create(candidates, batch_size=BATCH_SIZE)
             tasks = [ComparisonTask(project_id=project.pk, prompt_id=prompt_id, overlap=project.overlap,
                                     priority=task_priority)
@@ -452,8 +460,8 @@ def _insert_prompts(project, rows, source) -> list[int]:
             for row, uid, split in zip(rows, uids, splits):
                 copy.write_row((uid, project.pk, dumps(row.messages).decode(), row.external_id,
                                 dumps(row.tags).decode(), row.source or source, split, now))
-        if not any(row.candidates for row in rows):
-            return [None] * len(rows)  # nothing refers to the new ids
+        if not any(row.candidates for row in rows) and project.mode != Project.Mode.DEMONSTRATION:
+            return [None] * len(rows)  # nothing refers to the new ids (a demonstration's task does)
         # Ours all have ids above the largest one before the COPY; the uids tell them apart.
         cursor.execute("SELECT uid, id FROM labeling_prompt WHERE project_id = %s AND id > %s", [project.pk, floor])
         ids = dict(cursor.fetchall())

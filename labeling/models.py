@@ -22,6 +22,7 @@ class Project(models.Model):
     class Mode(models.TextChoices):
         PAIRWISE = "pairwise", "Pairwise (A vs B)"
         RANKING = "ranking", "Ranking (K candidates)"
+        DEMONSTRATION = "demonstration", "Demonstration (write the ideal reply)"
 
     class FlaggedCandidates(models.TextChoices):
         HIDE = "hide", "Hide flagged candidates from annotators"
@@ -52,7 +53,39 @@ class Project(models.Model):
     rating_scale = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(2), MaxValueValidator(10)])
     flag_choices = models.JSONField(default=list, blank=True)
     shuffle_positions = models.BooleanField(default=True)
-    gold_share = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    gold_share = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of claims that serve a gold task (known ranking), scored against the annotator.")
+    class QueueOrder(models.TextChoices):
+        DEFAULT = "default", "Priority, then tasks already started, then oldest"
+        UNCERTAINTY = "uncertainty", "Priority, then what the reward model is least sure of"
+
+    queue_order = models.CharField(
+        max_length=12, choices=QueueOrder.choices, default=QueueOrder.DEFAULT,
+        help_text="uncertainty: after a reward model exists, tasks whose answers it cannot tell apart go first.")
+    # Quality gates (labeling.quality): a qualification set, then automatic pause on low gold accuracy.
+    qualification_tasks = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(100)],
+        help_text="Gold tasks a new annotator must answer before real work (0: no qualification).")
+    qualification_pass = models.FloatField(
+        default=0.8, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of the qualification's gold tasks to get right to pass.")
+    gold_min_accuracy = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Pause an annotator whose gold accuracy falls below this (empty: never).")
+    exclude_paused_labels = models.BooleanField(
+        default=False, help_text="A paused annotator's annotations leave the pairs (re-aggregated at once) until "
+        "they are reinstated.")
+    # Review (labeling.review): a random share of annotations, tasks under an agreement, flagged tasks.
+    review_share = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of annotations sampled into the review queue.")
+    review_agreement_below = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="A completed task with a pair under this agreement goes to review (empty: none).")
+    gold_min_tasks = models.PositiveSmallIntegerField(
+        default=10, validators=[MinValueValidator(1)],
+        help_text="Gold tasks answered (since the last reinstatement) before the accuracy gate applies.")
     heldout_percent = models.PositiveSmallIntegerField(
         default=10, validators=[MaxValueValidator(90)],
         help_text="Share of prompts held out from training (by prompt, stable).",
@@ -65,6 +98,15 @@ class Project(models.Model):
         max_length=8, choices=FlaggedCandidates.choices, default=FlaggedCandidates.WARN
     )
     long_prompts = models.CharField(max_length=8, choices=LongPrompts.choices, default=LongPrompts.TRUNCATE)
+    # Training (rlhf): how its stages are launched (accelerate's settings, rlhf.config.LAUNCHER; a
+    # round may override them) and the judge its evaluations score both policies with.
+    launcher = models.JSONField(default=dict, blank=True,
+                                help_text='accelerate launch settings, e.g. {"num_processes": 2}; '
+                                          'a round may override them.')
+    judge = models.ForeignKey(
+        "models_app.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="judged_projects",
+        help_text="A reward model that did not train on this project's rounds (e.g. one trained on public data); "
+                  "without one, the previous round's reward model judges.")
 
     annotators = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="labeling_projects", blank=True
@@ -110,16 +152,31 @@ class Project(models.Model):
             return True
         return Membership.objects.filter(project=self, user=user, is_active=True).exists()
 
-    def remember_member(self, user):
-        """Note that `user` is an active member, read with this instance (saves a query)."""
+    def remember_member(self, user, state=None):
+        """Note that `user` is an active member, read with this instance (saves a query), and their
+        standing (labeling.quality.MemberState) when it was read too."""
         self.__dict__.setdefault("_known_members", set()).add(user.pk)
+        if state is not None:
+            self.__dict__.setdefault("_member_states", {})[user.pk] = state
 
 
 class Membership(models.Model):
+    class Role(models.TextChoices):
+        ANNOTATOR = "annotator", "Annotator"
+        REVIEWER = "reviewer", "Reviewer (also annotates)"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     is_active = models.BooleanField(default=True)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.ANNOTATOR)
     joined_at = models.DateTimeField(auto_now_add=True)
+    # Quality gates: gold answered and right since joining or the last reinstatement (the gates'
+    # window), when the qualification was passed, and a pause with its reason.
+    gate_gold_done = models.PositiveIntegerField(default=0)
+    gate_gold_correct = models.PositiveIntegerField(default=0)
+    qualified_at = models.DateTimeField(null=True, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_reason = models.TextField(blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "user"], name="membership_unique")]
@@ -215,6 +272,10 @@ class Candidate(models.Model):
 
 
 class ComparisonTask(models.Model):
+    # A gold task is answered by every annotator once, so its overlap is the most a smallint holds
+    # and it stays open; it is served apart from the queue (gold_share) and never trains.
+    GOLD_OVERLAP = 32767
+
     class Status(models.TextChoices):
         OPEN = "open", "Open"
         COMPLETE = "complete", "Complete"
@@ -231,7 +292,13 @@ class ComparisonTask(models.Model):
     leased = models.PositiveIntegerField(default=0)
     is_gold = models.BooleanField(default=False)
     gold_ranking = models.JSONField(null=True, blank=True, help_text="Tiers of candidate ids, best first.")
+    adjudicated_ranking = models.JSONField(
+        null=True, blank=True, help_text="A reviewer's final ranking (tiers, best first): overrides the majority.")
     priority = models.SmallIntegerField(default=0, help_text="Higher is served first (then most started, oldest).")
+    # 0 = not scored (a number, not NULL: SQLite cannot index DESC NULLS LAST); scored tasks are above.
+    uncertainty = models.FloatField(
+        default=0.0, db_default=0.0, help_text="How unsure the latest reward model is about this task's answers, "
+        "in (0, 2]; 0: not scored (higher first, with queue order uncertainty).")
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
@@ -242,8 +309,16 @@ class ComparisonTask(models.Model):
             # oldest. The claim's ORDER BY repeats it, so it is one index scan.
             models.Index(
                 F("project"), F("priority").desc(), (F("annotations_done") + F("leased")).desc(), F("id"),
-                condition=Q(status="open"), name="task_queue_idx",
+                condition=Q(status="open", is_gold=False), name="task_queue_idx",
             ),
+            # queue_order uncertainty: the same, with the reward model's uncertainty after priority.
+            models.Index(
+                F("project"), F("priority").desc(), F("uncertainty").desc(),
+                (F("annotations_done") + F("leased")).desc(), F("id"),
+                condition=Q(status="open", is_gold=False), name="task_uncertain_queue_idx",
+            ),
+            # Gold tasks are claimed apart, at the project's gold_share (each annotator once).
+            models.Index(fields=["project", "id"], condition=Q(status="open", is_gold=True), name="task_gold_queue_idx"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -311,6 +386,8 @@ class Annotation(models.Model):
     ideal_answer = models.TextField(blank=True, help_text="A rewritten ideal answer (demonstration).")
     time_on_task_ms = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # A reviewer rejected it: it no longer counts in the task's pairs.
+    is_rejected = models.BooleanField(default=False, db_default=False)  # db_default: the submit inserts by hand
 
     class Meta:
         ordering = ["id"]
@@ -329,8 +406,13 @@ class PreferencePair(models.Model):
     smaller id (so a pair has one row, whose id is stable); `chosen`/`rejected` follow the
     majority (for a tie, chosen is candidate_a)."""
 
+    LABELS = "labels"  # the source of pairs aggregated from annotations
+    IMPORT_PREFIX = "import:"  # imported pairs: "import:<name>"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pairs")
-    task = models.ForeignKey(ComparisonTask, on_delete=models.CASCADE, related_name="pairs")
+    # The task whose annotations the pair aggregates; none for an imported pair (its winner came
+    # with the file).
+    task = models.ForeignKey(ComparisonTask, null=True, blank=True, on_delete=models.CASCADE, related_name="pairs")
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="pairs")
     round = models.ForeignKey("rlhf.Round", null=True, blank=True, on_delete=models.SET_NULL, related_name="pairs")
     candidate_a = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="+")
@@ -345,20 +427,76 @@ class PreferencePair(models.Model):
     margin = models.FloatField(help_text="(votes for chosen - votes for rejected) / annotators; 0 for ties.")
     is_gold = models.BooleanField(default=False)
     split = models.CharField(max_length=8, choices=Prompt.Split.choices, db_index=True)
+    source = models.CharField(
+        max_length=120, default=LABELS, db_default=LABELS,
+        help_text='Where the verdict comes from: "labels" (this project\'s annotators), "import:<name>" '
+                  '(a preference file), "chat" (users of the chat).')
+    external_id = models.CharField(max_length=255, null=True, blank=True, help_text="The imported line's id.")
+    import_key = models.CharField(
+        max_length=64, null=True, blank=True, editable=False,
+        help_text="What a re-import recognises the line by: a hash of (source, id), else of its content.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["task", "candidate_a", "candidate_b"], name="pair_unique_per_task"),
+            models.UniqueConstraint(fields=["project", "import_key"], condition=Q(import_key__isnull=False),
+                                    name="pair_import_key_unique_per_project"),
             models.CheckConstraint(condition=Q(candidate_a__lt=F("candidate_b")), name="pair_ordered"),
         ]
         indexes = [models.Index(fields=["project", "id"], name="pair_export_idx")]
 
     def __str__(self):
         relation = "=" if self.is_tie else ">"
-        return f"{self.chosen_id} {relation} {self.rejected_id} (task {self.task_id})"
+        origin = f"task {self.task_id}" if self.task_id else self.source
+        return f"{self.chosen_id} {relation} {self.rejected_id} ({origin})"
 
     @property
     def votes(self):
         return self.votes_a + self.votes_b + self.votes_tie
+
+
+class ReviewItem(models.Model):
+    """Work in a project's review queue: one annotation (sampled, or flagged by its annotator) or a
+    whole task (its annotators disagree), and what the reviewer decided."""
+
+    class Reason(models.TextChoices):
+        SAMPLED = "sampled", "Sampled for review"
+        FLAGGED = "flagged", "An answer was flagged"
+        LOW_AGREEMENT = "low_agreement", "Annotators disagree"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+        ADJUDICATED = "adjudicated", "Final ranking recorded"
+        EDITED = "edited", "Reply edited"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="review_items")
+    task = models.ForeignKey(ComparisonTask, on_delete=models.CASCADE, related_name="review_items")
+    annotation = models.ForeignKey(Annotation, null=True, blank=True, on_delete=models.CASCADE,
+                                   related_name="review_items")
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="reviews")
+    note = models.TextField(blank=True)
+    final_ranking = models.JSONField(null=True, blank=True)
+    original_text = models.TextField(blank=True, help_text="A demonstration's reply before the reviewer edited it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # One item per annotation, and one per task for the task-wide reason.
+            models.UniqueConstraint(fields=["annotation"], condition=Q(annotation__isnull=False),
+                                    name="review_once_per_annotation"),
+            models.UniqueConstraint(fields=["task", "reason"], condition=Q(annotation__isnull=True),
+                                    name="review_once_per_task_reason"),
+        ]
+        indexes = [models.Index(fields=["project", "id"], condition=Q(status="open"), name="review_queue_idx")]
+
+    def __str__(self):
+        return f"Review {self.pk} of task {self.task_id} ({self.status})"

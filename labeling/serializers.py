@@ -42,8 +42,10 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "slug", "description", "instructions", "mode", "candidates_per_prompt", "overlap",
             "lease_seconds", "allow_ties", "rating_aspects", "rating_scale", "flag_choices", "shuffle_positions",
-            "gold_share", "heldout_percent", "decoding_config", "flagged_candidates", "long_prompts",
-            "is_archived", "created_at",
+            "gold_share", "qualification_tasks", "qualification_pass", "gold_min_accuracy", "gold_min_tasks",
+            "review_share", "review_agreement_below", "queue_order", "exclude_paused_labels",
+            "heldout_percent", "decoding_config", "flagged_candidates", "long_prompts",
+            "launcher", "judge", "is_archived", "created_at",
         ]
         read_only_fields = ["id", "created_at"]
 
@@ -56,6 +58,18 @@ class ProjectSerializer(serializers.ModelSerializer):
                 raise serializers.ValidationError({name: "A list of names (an empty list for none), not null."})
         if "decoding_config" in attrs and not isinstance(attrs["decoding_config"], dict):
             raise serializers.ValidationError({"decoding_config": "An object of decoding settings."})
+        if "launcher" in attrs:
+            from rlhf import config as round_config
+            from rlhf.services import RoundError
+
+            try:
+                attrs["launcher"] = round_config.validate_launcher(attrs["launcher"])
+                round_config.launcher_settings(attrs["launcher"], {})
+            except RoundError as exc:
+                raise serializers.ValidationError({"launcher": str(exc)})
+        judge = attrs.get("judge")
+        if judge is not None and judge.kind != "reward":
+            raise serializers.ValidationError({"judge": f"{judge} is a {judge.kind} model; a judge is a reward model."})
         mode = attrs.get("mode", getattr(self.instance, "mode", Project.Mode.PAIRWISE))
         k = attrs.get("candidates_per_prompt", getattr(self.instance, "candidates_per_prompt", 2))
         if mode == Project.Mode.PAIRWISE and k != 2:
@@ -260,7 +274,7 @@ class PairSerializer(serializers.ModelSerializer):
         model = PreferencePair
         fields = ["id", "export_id", "project", "task", "prompt", "round", "round_number", "candidate_a",
                   "candidate_b", "chosen", "rejected", "votes_a", "votes_b", "votes_tie", "is_tie", "agreement",
-                  "margin", "is_gold", "split", "updated_at"]
+                  "margin", "is_gold", "split", "source", "external_id", "updated_at"]
         read_only_fields = fields
 
     def get_export_id(self, obj) -> str:
@@ -281,3 +295,68 @@ class ImportUploadSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=["jsonl", "csv"], required=False)
     priority = serializers.IntegerField(required=False, min_value=PRIORITY_RANGE[0], max_value=PRIORITY_RANGE[1],
                                         help_text="Priority of the new tasks whose line gives none (default 0).")
+
+
+class ReviewDecisionSerializer(serializers.Serializer):
+    """A reviewer's decision (documents the body; labeling.review.decide checks it)."""
+
+    decision = serializers.ChoiceField(choices=["accept", "reject", "adjudicate", "edit"])
+    text = serializers.CharField(required=False, help_text="A demonstration's reply as the reviewer rewrote it (edit).")
+    note = serializers.CharField(required=False, allow_blank=True, help_text="Required when rejecting.")
+    ranking = serializers.JSONField(required=False, help_text="The final ranking: tiers of candidate ids, best first.")
+
+
+class ReviewItemSerializer(serializers.Serializer):
+    """An item of the review queue with what the reviewer needs to decide it."""
+
+    id = serializers.IntegerField()
+    reason = serializers.CharField()
+    status = serializers.CharField()
+    task = serializers.IntegerField(source="task_id")
+    prompt = serializers.SerializerMethodField()
+    candidates = serializers.SerializerMethodField()
+    annotations = serializers.SerializerMethodField()
+    note = serializers.CharField()
+    final_ranking = serializers.JSONField()
+
+    def get_prompt(self, item) -> list:
+        return item.task.prompt.messages
+
+    def get_candidates(self, item) -> list:
+        return [{"id": c.pk, "text": c.text} for c in item.task.candidates.order_by("id")]
+
+    def get_annotations(self, item) -> list:
+        annotations = [item.annotation] if item.annotation_id else list(
+            item.task.annotations.filter(is_rejected=False).select_related("annotator"))
+        return [{"id": a.pk, "annotator": a.annotator.get_username(), "ranking": a.ranking, "flags": a.flags,
+                 "rationale": a.rationale, "reply": a.ideal_answer} for a in annotations]
+
+
+class ReviewNoteSerializer(serializers.Serializer):
+    """A reviewer's note on one of your rejected annotations."""
+
+    annotation = serializers.IntegerField(source="annotation_id")
+    task = serializers.IntegerField(source="task_id")
+    prompt = serializers.SerializerMethodField()
+    note = serializers.CharField()
+    reviewed_at = serializers.DateTimeField()
+
+    def get_prompt(self, item) -> list:
+        return item.task.prompt.messages
+
+
+class PreferenceImportReportSerializer(serializers.Serializer):
+    source = serializers.CharField(help_text='The pairs\' source, e.g. "import:hh-rlhf".')
+    pairs_created = serializers.IntegerField()
+    pairs_skipped_existing = serializers.IntegerField(help_text="Lines imported before (by id, else content).")
+    duplicate_lines_skipped = serializers.IntegerField(help_text="Lines repeating an earlier line of the file.")
+    prompts_created = serializers.IntegerField()
+    prompts_matched = serializers.IntegerField(help_text="Prompts the project already had (same messages).")
+    candidates_created = serializers.IntegerField()
+
+
+class PreferenceUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="TRL preference JSON Lines (.jsonl, or .jsonl.gz).")
+    source = serializers.CharField(required=False, help_text="The data's name (default: the file's name); the "
+                                   'pairs\' source is "import:<name>".')
+    limit = serializers.IntegerField(required=False, min_value=1, help_text="Import the first N lines only.")

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from rankloop import rawsql
 
+from . import quality, review
 from .models import (
     Annotation,
     Assignment,
@@ -56,6 +57,12 @@ class NotYours(NotAllowed):
     """Someone else's assignment (the API answers 404, as for any assignment not yours)."""
 
 
+class Paused(NotAllowed):
+    """The annotator is paused in this project (a quality gate, or staff); the reason says why."""
+
+    code = "paused"
+
+
 class NotFound(LabelingError):
     status = 404
     code = "not_found"
@@ -82,8 +89,14 @@ def text_problem(value: str) -> str | None:
 # --- projects and members -------------------------------------------------------------
 
 
-def add_annotator(project: Project, user) -> Membership:
-    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"is_active": True})
+def add_annotator(project: Project, user, *, role: str | None = None) -> Membership:
+    """Make `user` an active member (role: annotator, the default, or reviewer)."""
+    defaults = {"is_active": True}
+    if role is not None:
+        if role not in Membership.Role.values:
+            raise InvalidSubmission("Unknown role.", {"role": f"One of {', '.join(Membership.Role.values)}."})
+        defaults["role"] = role
+    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults=defaults)
     return membership
 
 
@@ -118,16 +131,17 @@ def labeling_project(slug, user) -> Project:
     the same query (the next-task endpoint's first step). NotFound if there is no such project."""
     names = rawsql.attnames(Project)
     row = rawsql.fetch_one(
-        f"SELECT {rawsql.columns(Project, 'p', names)}, EXISTS (SELECT 1 FROM {rawsql.table(Membership)} m "
-        f"WHERE m.project_id = p.id AND m.user_id = %s AND m.is_active) "
-        f"FROM {rawsql.table(Project)} p WHERE p.slug = %s AND NOT p.is_archived",
+        f"SELECT {rawsql.columns(Project, 'p', names)}, m.id, m.paused_at, m.paused_reason, m.qualified_at, "
+        f"m.gate_gold_done FROM {rawsql.table(Project)} p LEFT JOIN {rawsql.table(Membership)} m "
+        f"ON m.project_id = p.id AND m.user_id = %s AND m.is_active "
+        f"WHERE p.slug = %s AND NOT p.is_archived",
         [user.pk, slug],
     )
     if row is None:
         raise NotFound("No such project.")
-    project = rawsql.instance(Project, names, row[:-1])
-    if row[-1]:
-        project.remember_member(user)
+    project = rawsql.instance(Project, names, row[:-5])
+    if row[-5] is not None:
+        project.remember_member(user, quality.MemberState.of(project, row[-4:]))
     return project
 
 
@@ -167,11 +181,20 @@ def create_task(prompt: Prompt, candidates, *, round=None, is_gold=False, gold_r
     if is_gold:
         _check_ranking(gold_ranking, [c.pk for c in candidates], allow_ties=True)
     task = ComparisonTask.objects.create(
-        project=project, prompt=prompt, round=round, overlap=project.overlap,
+        project=project, prompt=prompt, round=round,
+        overlap=ComparisonTask.GOLD_OVERLAP if is_gold else project.overlap,
         is_gold=is_gold, gold_ranking=gold_ranking if is_gold else None, priority=check_priority(priority),
     )
     task.candidates.set(candidates)
     return task
+
+
+def create_demonstration_task(prompt: Prompt, *, priority=0) -> ComparisonTask:
+    """A task of a demonstration project: the annotator writes the ideal reply to the prompt."""
+    if prompt.project.mode != Project.Mode.DEMONSTRATION:
+        raise LabelingError("Only a demonstration project has tasks without candidates.")
+    return ComparisonTask.objects.create(project=prompt.project, prompt=prompt, overlap=prompt.project.overlap,
+                                         priority=check_priority(priority))
 
 
 def set_task_priority(task: ComparisonTask, priority) -> ComparisonTask:
@@ -209,12 +232,21 @@ def assign_next(project: Project, annotator, *, now=None) -> Assignment | None:
 
     Every request of every annotator runs this, so its queries are hand-written (rawsql)."""
     ensure_member(project, annotator)
+    standing = quality.member_state(project, annotator)
+    if standing.paused_reason:
+        raise Paused(standing.paused_reason)
+    # Gold at the project's share, indistinguishable from other tasks; only gold while qualifying.
+    qualifying = not standing.qualified
+    gold = qualifying or (project.gold_share > 0 and random.random() < project.gold_share)
     now = now or timezone.now()
     lease = timedelta(seconds=project.lease_seconds)
     with transaction.atomic():
-        task = _claim_open_task(project, annotator)
+        task = _claim_open_task(project, annotator, gold=gold)
+        if task is None and gold and not qualifying:  # no gold left for them: a real task instead
+            gold = False
+            task = _claim_open_task(project, annotator, gold=False)
         if task is None:  # they hold a lease, or nothing is claimable (the rare path)
-            task, mine = _own_lease_or_claim(project, annotator, now)
+            task, mine = _own_lease_or_claim(project, annotator, now, gold=gold)
             if mine is not None:
                 # Still counted in the task's leases (not reclaimed yet): renew if it lapsed.
                 if mine.expires_at <= now:
@@ -224,6 +256,11 @@ def assign_next(project: Project, annotator, *, now=None) -> Assignment | None:
                 mine.candidates_in_order = _candidates_in_order(mine.shown_order)
                 return mine
             if task is None:
+                if qualifying:
+                    raise Paused(
+                        f"This project asks {project.qualification_tasks} gold tasks of a new annotator before "
+                        f"real work, and has no more for you ({standing.gate_gold_done} answered): ask staff to "
+                        "add gold tasks or to reinstate you.")
                 return None
         candidates = _task_candidates(task)
         order = _shown_order(project, candidates)
@@ -236,7 +273,7 @@ def assign_next(project: Project, annotator, *, now=None) -> Assignment | None:
 _RARE_PATH_ROUNDS = 5
 
 
-def _own_lease_or_claim(project, annotator, now):
+def _own_lease_or_claim(project, annotator, now, *, gold=False):
     """After a claim that found nothing: (None, the annotator's live lease), else (a task
     claimed after all, None), else (None, None) once one snapshot shows no claimable task and
     no lease of theirs.
@@ -250,7 +287,7 @@ def _own_lease_or_claim(project, annotator, now):
         mine = _my_lease(project, annotator, now)
         if mine is not None:
             return None, mine
-        task, saw_lease = _claim_or_see_lease(project, annotator)
+        task, saw_lease = _claim_or_see_lease(project, annotator, gold=gold)
         if task is not None:
             return task, None
         if saw_lease:
@@ -289,6 +326,9 @@ def _task_candidates(task):
         f"JOIN {rawsql.table(Prompt)} p ON p.id = c.prompt_id WHERE tc.comparisontask_id = %s ORDER BY c.id",
         [task.pk],
     )
+    if not rows:  # a demonstration task: a prompt, no candidates
+        task.prompt = Prompt.objects.get(pk=task.prompt_id)
+        return []
     prompt = rawsql.instance(Prompt, p_names, rows[0][len(c_names):])
     task.prompt = prompt
     candidates = []
@@ -324,11 +364,11 @@ _CLAIM_SQL = """
 UPDATE {task} SET leased = leased + 1
 WHERE id = (
     SELECT t.id FROM {task} t
-    WHERE t.project_id = %s AND t.status = 'open' AND t.annotations_done + t.leased < t.overlap
+    WHERE t.project_id = %s AND t.status = 'open' AND {gold} AND t.annotations_done + t.leased < t.overlap
       AND NOT EXISTS (
         SELECT 1 FROM {assignment} a WHERE a.task_id = t.id AND a.annotator_id = %s AND a.status <> 'expired'
       )
-    ORDER BY t.priority DESC, t.annotations_done + t.leased DESC, t.id
+    ORDER BY {order}
     LIMIT 1 {lock}
 )
 AND NOT EXISTS (
@@ -340,15 +380,25 @@ _CLAIM_COLUMNS = ["id", "project_id", "prompt_id", "round_id", "status", "overla
                   "is_gold"]
 
 
-def _claim_sql():
+_ORDERS = {
+    Project.QueueOrder.DEFAULT: "t.priority DESC, t.annotations_done + t.leased DESC, t.id",
+    Project.QueueOrder.UNCERTAINTY: "t.priority DESC, t.uncertainty DESC, t.annotations_done + t.leased DESC, t.id",
+}
+
+
+def _claim_sql(gold=False, queue_order=Project.QueueOrder.DEFAULT):
+    # Each form repeats its partial index (task_queue_idx, task_uncertain_queue_idx,
+    # task_gold_queue_idx): one index scan.
     return _CLAIM_SQL.format(
         task=ComparisonTask._meta.db_table, assignment=Assignment._meta.db_table,
+        gold="t.is_gold" if gold else "NOT t.is_gold",
+        order="t.id" if gold else _ORDERS.get(queue_order, _ORDERS[Project.QueueOrder.DEFAULT]),
         lock="FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else "",
         columns=", ".join(_CLAIM_COLUMNS),
     )
 
 
-def _claim_open_task(project, annotator):
+def _claim_open_task(project, annotator, *, gold=False):
     """Take a lease slot on the open task first in the queue (highest priority, then most
     annotations started, then oldest), in one statement, unless the annotator already holds a
     lease in this project (then None: the caller returns it).
@@ -359,7 +409,7 @@ def _claim_open_task(project, annotator):
     Written as SQL because this is the hottest query of the product: the ORM spent more time
     compiling it than the database spent running it."""
     with connection.cursor() as cursor:
-        cursor.execute(_claim_sql(), [project.pk, annotator.pk, annotator.pk, project.pk])
+        cursor.execute(_claim_sql(gold, project.queue_order), [project.pk, annotator.pk, annotator.pk, project.pk])
         row = cursor.fetchone()
     return None if row is None else _claimed_task(project, row)
 
@@ -379,18 +429,19 @@ UNION ALL
 """
 
 
-def _claim_or_see_lease(project, annotator):
+def _claim_or_see_lease(project, annotator, *, gold=False):
     """The claim again, for the rare path: (task, False) if it claimed one, else (None, whether
     it saw a lease of the annotator), both from one snapshot. SQLite has no UPDATE in WITH, and
     needs none: its writers run one at a time, so nothing can change between two statements."""
     params = [project.pk, annotator.pk, annotator.pk, project.pk]
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(_claim_sql(), params)
+            cursor.execute(_claim_sql(gold, project.queue_order), params)
             row = cursor.fetchone()
         return (None, False) if row is None else (_claimed_task(project, row), False)
     sql = _CLAIM_OR_SEE_LEASE_SQL.format(
-        claim=_claim_sql(), columns=", ".join(_CLAIM_COLUMNS), nulls=", ".join(["NULL"] * len(_CLAIM_COLUMNS)),
+        claim=_claim_sql(gold, project.queue_order), columns=", ".join(_CLAIM_COLUMNS),
+        nulls=", ".join(["NULL"] * len(_CLAIM_COLUMNS)),
         assignment=Assignment._meta.db_table)
     rows = rawsql.fetch_all(sql, params + [annotator.pk, project.pk])
     for row in rows:
@@ -460,7 +511,9 @@ def _locked_assignment(assignment_id, annotator) -> Assignment:
     row = rawsql.fetch_one(
         f"SELECT {rawsql.columns(Assignment, 'a', names[Assignment])}, {rawsql.columns(Project, 'p', names[Project])}, "
         f"{rawsql.columns(ComparisonTask, 't', names[ComparisonTask])}, {rawsql.columns(Prompt, 'pr', names[Prompt])}, "
-        f"EXISTS (SELECT 1 FROM {rawsql.table(Membership)} m "
+        # NULL: not an active member; '': in good standing; else why they are paused.
+        f"(SELECT CASE WHEN m.paused_at IS NULL THEN '' ELSE COALESCE(NULLIF(m.paused_reason, ''), "
+        f"'Paused by staff.') END FROM {rawsql.table(Membership)} m "
         f"WHERE m.project_id = a.project_id AND m.user_id = a.annotator_id AND m.is_active) "
         f"FROM {rawsql.table(Assignment)} a JOIN {rawsql.table(Project)} p ON p.id = a.project_id "
         f"JOIN {rawsql.table(ComparisonTask)} t ON t.id = a.task_id "
@@ -477,6 +530,8 @@ def _locked_assignment(assignment_id, annotator) -> Assignment:
     if assignment.annotator_id != annotator.pk:
         raise NotYours("This assignment belongs to another annotator.")
     if row[-1]:
+        raise Paused(row[-1])
+    if row[-1] is not None:
         project.remember_member(annotator)
     elif not annotator.is_staff:
         raise NotAllowed("You are no longer an annotator of this project.")
@@ -532,10 +587,15 @@ def submit_annotation(assignment_id, annotator, payload: dict, *, now=None) -> A
             task.leased -= 1
         if task.annotations_done >= task.overlap:
             task.status, task.completed_at = ComparisonTask.Status.COMPLETE, now
-        # The first annotation of a task is all there is to aggregate: no need to read any back.
-        rankings = [clean.ranking]
-        if task.annotations_done > 1:
-            rankings += list(Annotation.objects.filter(task=task).values_list("ranking", flat=True))
+        # The first annotation of a task is all there is to aggregate: no need to read any back. A gold
+        # task's pairs are its known ranking, written once (every annotator answers it: reading all
+        # their answers back would grow without end); the answers are scored instead.
+        if task.is_gold:
+            rankings = [task.gold_ranking] if task.annotations_done == 1 else []
+        else:
+            rankings = [clean.ranking]
+            if task.annotations_done > 1:
+                rankings += list(counted_annotations(project, task=task).values_list("ranking", flat=True))
         annotation_values = (assignment.pk, task.pk, annotator.pk, clean.ranking, clean.pairwise_choice,
                              clean.ratings, clean.flags, clean.rationale, clean.ideal_answer, clean.time_on_task_ms,
                              now)
@@ -549,8 +609,12 @@ def submit_annotation(assignment_id, annotator, payload: dict, *, now=None) -> A
              f"completed_at = %s WHERE id = %s",
              rawsql.values(ComparisonTask, ["annotations_done", "leased", "status", "completed_at", "id"],
                            [task.annotations_done, task.leased, task.status, task.completed_at, task.pk])),
-            _pairs_upsert(task, rankings),
+            *([_pairs_upsert(task, rankings)] if any(rankings) else []),
         ])
+        if task.is_gold:
+            quality.record_gold_answer(project, annotator, task, clean.ranking, now=now)
+        elif review.wants_review(project, task, clean.flags):
+            review.enqueue_after_submit(project, task, annotation_id, clean.flags, rankings)
         annotation = Annotation.from_db(connection.alias, ("id",) + _ANNOTATION_FIELDS,
                                         (annotation_id,) + annotation_values)
         annotation.assignment, annotation.task, annotation.annotator = assignment, task, annotator
@@ -570,6 +634,8 @@ def clean_submission(project: Project, shown_order: list, payload) -> CleanSubmi
     text Postgres cannot store (NUL, lone surrogates), so nothing reaches the database unchecked."""
     if not isinstance(payload, dict):
         raise InvalidSubmission("The submission must be a JSON object.")
+    if project.mode == Project.Mode.DEMONSTRATION:
+        return _clean_demonstration(payload)
     errors = {}
     shown = [int(c) for c in shown_order]
     choice = payload.get("choice") or ""
@@ -618,6 +684,26 @@ def clean_submission(project: Project, shown_order: list, payload) -> CleanSubmi
         ranking=ranking, pairwise_choice=choice, ratings=ratings, flags=flags,
         rationale=texts["rationale"], ideal_answer=texts["ideal_answer"], time_on_task_ms=time_ms,
     )
+
+
+def _clean_demonstration(payload) -> CleanSubmission:
+    """A demonstration: the ideal reply (required, storable, within the text limit), no ranking."""
+    reply, limit, errors = payload.get("ideal_answer", payload.get("reply")), settings.RANKLOOP_MAX_TEXT_CHARS, {}
+    if not isinstance(reply, str) or not reply.strip():
+        errors["ideal_answer"] = "Write the reply: it must not be empty."
+    elif problem := text_problem(reply):
+        errors["ideal_answer"] = f"The text {problem}."
+    elif len(reply) > limit:
+        errors["ideal_answer"] = f"Too long: {len(reply)} characters, at most {limit}."
+    time_ms = payload.get("time_on_task_ms")
+    time_ms = 0 if time_ms is None else time_ms
+    if type(time_ms) is not int or not 0 <= time_ms <= 24 * 3600 * 1000:
+        errors["time_on_task_ms"] = "Must be a whole number of milliseconds (an integer), at most a day."
+    if errors:
+        raise InvalidSubmission("The demonstration is not valid: " + "; ".join(
+            f"{field}: {msg}" for field, msg in errors.items()), errors)
+    return CleanSubmission(ranking=[], pairwise_choice="", ratings={}, flags={}, rationale="",
+                           ideal_answer=reply.strip(), time_on_task_ms=time_ms)
 
 
 def _brief(value) -> str:
@@ -757,10 +843,48 @@ def majority(votes_a, votes_b, votes_tie):
     return winner, agreement, margin
 
 
+def counted_annotations(project: Project, **filters):
+    """The annotations that count in a project's pairs: not rejected by a reviewer, and (with
+    exclude_paused_labels) not by an annotator who is paused there."""
+    annotations = Annotation.objects.filter(is_rejected=False, **filters)
+    if project.exclude_paused_labels:
+        paused = Membership.objects.filter(project=project, paused_at__isnull=False).values("user_id")
+        annotations = annotations.exclude(annotator_id__in=paused)
+    return annotations
+
+
+def excluded_annotation_counts(project: Project) -> dict:
+    """How many of the project's annotations do not count in its pairs, and why."""
+    all_annotations = Annotation.objects.filter(task__project=project, task__is_gold=False)
+    rejected = all_annotations.filter(is_rejected=True).count()
+    paused = 0
+    if project.exclude_paused_labels:
+        paused_users = Membership.objects.filter(project=project, paused_at__isnull=False).values("user_id")
+        paused = all_annotations.filter(is_rejected=False, annotator_id__in=paused_users).count()
+    return {"rejected_by_review": rejected, "paused_annotators": paused}
+
+
+def reaggregate_annotator(project: Project, user) -> int:
+    """Recompute the pairs of every task the user annotated in the project (after their pause or
+    reinstatement changed what counts)."""
+    total = 0
+    for task in ComparisonTask.objects.filter(project=project, is_gold=False, annotations__annotator=user) \
+            .select_related("prompt", "project").distinct().iterator():
+        total += aggregate_task(task)
+    return total
+
+
 def aggregate_task(task: ComparisonTask) -> int:
-    """Recompute the preference pairs of one task from all its annotations. Returns how many pairs."""
-    rankings = list(Annotation.objects.filter(task=task).values_list("ranking", flat=True))
-    if not rankings:
+    """Recompute the preference pairs of one task from all its annotations (a gold task's: from its
+    known ranking, once answered). Returns how many pairs."""
+    if task.is_gold:
+        rankings = [task.gold_ranking] if task.annotations_done else []
+    else:
+        rankings = list(counted_annotations(task.project, task=task).values_list("ranking", flat=True))
+    if not rankings and task.adjudicated_ranking:
+        rankings = [task.adjudicated_ranking]  # every annotation rejected: the reviewer's ranking stands alone
+    if not any(rankings):  # nothing counts any more (all rejected; or a demonstration): no pairs
+        PreferencePair.objects.filter(task=task).delete()
         return 0
     sql, params = _pairs_upsert(task, rankings)
     return rawsql.execute(sql, params)
@@ -769,9 +893,16 @@ def aggregate_task(task: ComparisonTask) -> int:
 def _pairs_upsert(task, rankings):
     """The upsert (sql, params) of a task's pairs, aggregated over these rankings."""
     split, now = task.prompt.split, timezone.now()
+    # A reviewer's final ranking decides each pair's winner; the votes stay the annotators'.
+    final = {cid: i for i, tier in enumerate(task.adjudicated_ranking or []) for cid in tier}
     rows = []
     for (a, b), (va, vb, vt) in pair_votes(rankings).items():
         winner, agreement, margin = majority(va, vb, vt)
+        if a in final and b in final:
+            winner = "a" if final[a] < final[b] else "b" if final[b] < final[a] else "tie"
+            n = va + vb + vt
+            agreement = ({"a": va, "b": vb, "tie": vt}[winner] / n) if n else 1.0
+            margin = 0.0 if winner == "tie" else (abs(va - vb) / n if n else 1.0)
         chosen, rejected = (b, a) if winner == "b" else (a, b)
         rows.append((task.project_id, task.prompt_id, task.pk, a, b, chosen, rejected, va, vb, vt, winner == "tie",
                      agreement, margin, task.is_gold, split, task.round_id, now))
@@ -785,9 +916,22 @@ _PAIR_UPDATE = ("chosen_id", "rejected_id", "votes_a", "votes_b", "votes_tie", "
 _PAIR_FIELDS = ("project_id", "prompt_id") + _PAIR_KEY + _PAIR_UPDATE
 
 
+def pair_sources(project: Project) -> list[str]:
+    """The sources the project's pairs come from, sorted."""
+    return sorted(PreferencePair.objects.filter(project=project).order_by().values_list("source", flat=True)
+                  .distinct())
+
+
+def pair_source_counts(project: Project) -> list[dict]:
+    """[{"source", "pairs"}] for the project's pairs, by source."""
+    return list(PreferencePair.objects.filter(project=project).order_by("source").values("source")
+                .annotate(pairs=Count("id")))
+
+
 def reaggregate_project(project: Project) -> int:
     total = 0
-    for task in ComparisonTask.objects.filter(project=project, annotations_done__gt=0).iterator():
+    for task in ComparisonTask.objects.filter(project=project, annotations_done__gt=0).select_related(
+            "prompt", "project").iterator():
         with transaction.atomic():
             total += aggregate_task(task)
     return total
@@ -799,15 +943,27 @@ def reaggregate_project(project: Project) -> int:
 def project_agreement(project: Project) -> dict:
     """Pairwise agreement (the share of annotator pairs that agree on a candidate pair) and
     Krippendorff's alpha (nominal: a better / b better / tie) over pairs with 2+ votes."""
+    return _agreement(list(_multi_vote_pairs(project).values_list("votes_a", "votes_b", "votes_tie")))
+
+
+def agreement_by_round(project: Project) -> list[dict]:
+    """project_agreement per labeling round (round None: tasks from outside any round), oldest first."""
+    by_round = defaultdict(list)
+    for number, *votes in _multi_vote_pairs(project).values_list("round__number", "votes_a", "votes_b", "votes_tie"):
+        by_round[number].append(tuple(votes))
+    return [{"round": number, **_agreement(counts)}
+            for number, counts in sorted(by_round.items(), key=lambda kv: (kv[0] is not None, kv[0] or 0))]
+
+
+def _multi_vote_pairs(project):
+    return (PreferencePair.objects.filter(project=project, is_gold=False)
+            .annotate(n=F("votes_a") + F("votes_b") + F("votes_tie")).filter(n__gte=2))
+
+
+def _agreement(counts) -> dict:
     import krippendorff
     import numpy as np
 
-    counts = list(
-        PreferencePair.objects.filter(project=project, is_gold=False)
-        .annotate(n=F("votes_a") + F("votes_b") + F("votes_tie"))
-        .filter(n__gte=2)
-        .values_list("votes_a", "votes_b", "votes_tie")
-    )
     if not counts:
         return {"pairs": 0, "pairwise_agreement": None, "krippendorff_alpha": None}
     agree = total = 0
@@ -865,12 +1021,15 @@ def annotations_per_annotator(project: Project):
 
 
 def preference_pairs(project=None, *, rounds=None, min_agreement=None, include_ties=False,
-                     include_gold=False, split=None):
+                     include_gold=False, split=None, sources=None):
     """The aggregated pairs that a dataset is built from, in stable id order. `split` is
-    'train' or 'heldout' (by prompt, the same split the training rounds use)."""
+    'train' or 'heldout' (by prompt, the same split the training rounds use); `sources` keeps
+    the pairs from these sources only ("labels", "import:<name>", ...)."""
     pairs = PreferencePair.objects.all()
     if project is not None:
         pairs = pairs.filter(project=project)
+    if sources:
+        pairs = pairs.filter(source__in=sources)
     if rounds:
         pairs = pairs.filter(round__in=rounds)
     if min_agreement is not None:

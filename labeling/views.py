@@ -2,14 +2,17 @@
 import functools
 import string
 
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from . import forms, services
-from .models import Annotation, Assignment, Candidate, Project
+from . import forms, preference_import, quality, review, services
+from .models import Annotation, Assignment, Candidate, Project, ReviewItem
 from .templatetags.labeling_tags import plain_text
 
 
@@ -61,6 +64,7 @@ def _task_context(request, project, assignment):
         "progress": services.annotator_progress(project, request.user),
         "flags": project.flags,
         "rating_range": range(1, project.rating_scale + 1),
+        "max_chars": settings.RANKLOOP_MAX_TEXT_CHARS,
     }
     if assignment is not None:
         # assign_next already loaded the candidates in the order shown.
@@ -78,8 +82,11 @@ def _task_context(request, project, assignment):
 def annotate(request, slug):
     project = _member_project(request, slug)
     assignment = services.assign_next(project, request.user)
-    template = "labeling/_task.html" if request.htmx else "labeling/annotate.html"
-    return render(request, template, _task_context(request, project, assignment))
+    if request.htmx:
+        return render(request, "labeling/_task.html", _task_context(request, project, assignment))
+    return render(request, "labeling/annotate.html", {
+        **_task_context(request, project, assignment),
+        "rejected": review.rejected_work(project, request.user), "may_review": review.may_review(project, request.user)})
 
 
 def _project_assignment(slug, assignment_id):
@@ -121,6 +128,44 @@ def skip(request, slug, assignment_id):
 @require_GET
 def project_detail(request, slug):
     project = get_object_or_404(Project, slug=slug)
+    return render(request, "labeling/project_detail.html", _project_context(project, forms.PreferenceImportForm()))
+
+
+@staff_required
+@require_POST
+def import_preferences(request, slug):
+    """The project page's "seed from preference data" form: the API's import, then back to the page
+    with what it did, or the page again with every refused line."""
+    project = get_object_or_404(Project, slug=slug)
+    form = forms.PreferenceImportForm(request.POST, request.FILES)
+    if form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            if upload.size > preference_import.settings.RANKLOOP_IMPORT_MAX_BYTES:
+                raise services.LabelingError(
+                    f"The file is {upload.size:,} bytes; the limit is "
+                    f"{preference_import.settings.RANKLOOP_IMPORT_MAX_BYTES:,} bytes. Split it into smaller files.")
+            report = preference_import.import_preferences(
+                project, upload.read(), source=form.cleaned_data["source"], filename=upload.name,
+                limit=form.cleaned_data["limit"])
+        except services.LabelingError as exc:
+            form.add_error(None, exc.message)
+            form.line_errors = exc.errors if isinstance(exc.errors, list) else []
+        else:
+            messages.success(request, import_summary(report))
+            return redirect("labeling:project", slug=project.slug)
+    return render(request, "labeling/project_detail.html", _project_context(project, form), status=400)
+
+
+def import_summary(report) -> str:
+    duplicates = (f", {report.duplicate_lines_skipped} repeated line{'s' if report.duplicate_lines_skipped != 1 else ''}"
+                  " skipped" if report.duplicate_lines_skipped else "")
+    return (f"Imported {report.pairs_created} labelled pair{'s' if report.pairs_created != 1 else ''} as "
+            f"{report.source} ({report.pairs_skipped_existing} already there{duplicates}; "
+            f"{report.prompts_created} new prompts, {report.prompts_matched} matched).")
+
+
+def _project_context(project, import_form):
     recent = list(
         Annotation.objects.filter(task__project=project)
         .select_related("annotator", "task__prompt", "assignment")
@@ -131,14 +176,32 @@ def project_detail(request, slug):
         .annotate(annotations=Count("user__annotations", filter=Q(user__annotations__task__project=project)))
         .order_by("-is_active", "user__username")
     )
-    return render(request, "labeling/project_detail.html", {
+    return {
         "project": project,
         "progress": services.project_progress(project),
         "per_annotator": services.annotations_per_annotator(project),
         "agreement": services.project_agreement(project),
+        "agreement_by_round": services.agreement_by_round(project),
         "recent": _as_shown(recent),
         "members": members,
-    })
+        "quality": quality.annotator_quality(project),
+        "open_reviews": review.open_count(project),
+        "excluded": services.excluded_annotation_counts(project),
+        "pair_sources": services.pair_source_counts(project),
+        "import_form": import_form,
+    }
+
+
+@staff_required
+@require_POST
+def reinstate(request, slug, user_id):
+    project = get_object_or_404(Project, slug=slug)
+    user = get_object_or_404(get_user_model(), pk=user_id)
+    if quality.reinstate_annotator(project, user):
+        messages.success(request, f"{user.get_username()} is reinstated: they get tasks again.")
+    else:
+        messages.info(request, f"{user.get_username()} was not paused.")
+    return redirect("labeling:project", slug=project.slug)
 
 
 def _as_shown(annotations):
@@ -156,3 +219,77 @@ def _as_shown(annotations):
         ]
         rows.append({"annotation": annotation, "tiers": tiers})
     return rows
+
+
+# --- review ---------------------------------------------------------------------------------
+
+
+def _letters(candidates):
+    return {string.ascii_uppercase[i]: c.pk for i, c in enumerate(candidates)}
+
+
+def _ranking_from_letters(text, letters):
+    """'B > A = C' -> [[id of B], [id of A, id of C]]; None for an empty field."""
+    text = (text or "").strip().upper()
+    if not text:
+        return None
+    tiers = []
+    for tier in text.split(">"):
+        names = [name.strip() for name in tier.split("=")]
+        if not all(name in letters for name in names):
+            raise services.InvalidSubmission(
+                "The final ranking is not valid.", {"ranking": f"Use the letters {', '.join(letters)}, e.g. B > A."})
+        tiers.append([letters[name] for name in names])
+    return tiers
+
+
+def _verdicts(item, letter_of):
+    annotations = [item.annotation] if item.annotation else list(
+        item.task.annotations.filter(is_rejected=False).select_related("annotator"))
+    return [{"annotator": a.annotator.get_username(),
+             "ranking": " > ".join(" = ".join(letter_of.get(cid, "?") for cid in tier) for tier in a.ranking),
+             "flags": ", ".join(f"{letter_of.get(int(cid), '?')}: {', '.join(names)}" for cid, names in a.flags.items()),
+             "rationale": a.rationale, "reply": a.ideal_answer} for a in annotations]
+
+
+@login_required
+@require_GET
+@labeling_errors
+def review_next(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    item = review.next_item(project, request.user)
+    context = {"project": project, "item": item, "open_count": review.open_count(project)}
+    if item is not None:
+        candidates = list(item.task.candidates.order_by("id"))
+        letters = _letters(candidates)
+        letter_of = {pk: letter for letter, pk in letters.items()}
+        context.update(candidates=[{"candidate": c, "label": letter_of[c.pk]} for c in candidates],
+                       verdicts=_verdicts(item, letter_of), placeholder=" > ".join(letters))
+    return render(request, "labeling/review.html", context)
+
+
+@login_required
+@require_POST
+@labeling_errors
+def review_decide(request, slug, item_id):
+    project = get_object_or_404(Project, slug=slug)
+    item = get_object_or_404(ReviewItem, pk=item_id, project=project)
+    ranking = None
+    if request.POST.get("decision") == "adjudicate":
+        ranking = _ranking_from_letters(request.POST.get("ranking"), _letters(item.task.candidates.order_by("id")))
+    review.decide(item.pk, request.user, decision=request.POST.get("decision"), note=request.POST.get("note", ""),
+                  ranking=ranking, text=request.POST.get("text"))
+    messages.success(request, "Review saved.")
+    return redirect("labeling:review", slug=project.slug)
+
+
+@login_required
+@require_POST
+@labeling_errors
+def preview(request, slug):
+    """A demonstration's markdown as the page will show it (sanitized), for the Preview button."""
+    _member_project(request, slug)
+    text = request.POST.get("ideal_answer", "")
+    if problem := services.text_problem(text):
+        raise services.InvalidSubmission(f"The text {problem}.")
+    return render(request, "labeling/_preview.html", {"text": text[: settings.RANKLOOP_MAX_TEXT_CHARS]})

@@ -42,7 +42,7 @@ def _clean_checks_it_loads(form):
 
 @admin.register(Deployment)
 class DeploymentAdmin(admin.ModelAdmin):
-    list_display = ("project", "model_version", "is_active", "deployed_by", "deployed_at", "note")
+    list_display = ("project", "model_version", "is_active", "upstream", "deployed_by", "deployed_at", "note")
     list_filter = ("is_active", "project")
     readonly_fields = ("project", "model_version", "deployed_by", "deployed_at", "is_active")
 

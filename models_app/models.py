@@ -64,6 +64,18 @@ class Deployment(models.Model):
     deployed_at = models.DateTimeField(auto_now_add=True)
     is_active = models.BooleanField(default=True)
     note = models.CharField(max_length=500, blank=True)
+    # Where the chat and the OpenAI-compatible API (the serving app) send this policy's requests:
+    # an OpenAI-compatible server's base URL (vLLM, `transformers serve`), or "embedded" for
+    # settings.RANKLOOP_EMBEDDED_UPSTREAM_URL (the `transformers serve` that `make demo` starts).
+    upstream = models.CharField(
+        max_length=500, default="embedded", blank=True,
+        help_text='"embedded", or an OpenAI-compatible server\'s base URL, e.g. http://gpu-1:8000/v1',
+    )
+    upstream_model = models.CharField(
+        max_length=500, blank=True,
+        help_text="The name the upstream knows this policy by (vLLM's --served-model-name or a LoRA "
+        "module); blank: the version's directory (what `transformers serve` loads).",
+    )
 
     class Meta:
         ordering = ["-deployed_at", "-id"]

@@ -90,11 +90,12 @@ def _readable_dir(path) -> Path:
 
 def register_model(
     path, *, kind="policy", name=None, parent=None, base_model=None, is_adapter=False, user=None,
-    project=None, metrics=None, training_run=None, notes="",
+    project=None, metrics=None, training_run=None, notes="", check=True,
 ) -> ModelVersion:
     """Register a local Hugging Face model directory (full weights, or a LoRA adapter over
     `parent`) after checking that it loads. Registering the same directory under the same name
-    again returns the existing version."""
+    again returns the existing version. check=False: the directory is the complete output of a
+    stage script that exited 0 (rlhf.launcher), and is not loaded again (a worker holds no model)."""
     if kind not in ModelVersion.Kind.values:
         raise ModelRegistryError(f"kind must be one of {', '.join(ModelVersion.Kind.values)}, got {kind!r}.")
     path = _readable_dir(path)
@@ -119,7 +120,10 @@ def register_model(
         is_adapter=is_adapter, metrics=metrics or {}, training_run=training_run, project=project,
         created_by=user, notes=notes,
     )
-    check_loads(version)
+    if check:
+        check_loads(version)
+    elif not (path / "config.json").is_file():
+        raise ModelRegistryError(f"{path} has no config.json: not a Hugging Face model directory.")
     version.save()
     return version
 
@@ -131,9 +135,10 @@ def deployed_policy(project) -> ModelVersion | None:
     return deployment.model_version if deployment else None
 
 
-def deploy(project, version, *, user=None, note="") -> Deployment:
+def deploy(project, version, *, user=None, note="", upstream=None, upstream_model="") -> Deployment:
     """Make `version` the policy that serves `project`; the previous deployment stays in the
-    history. Deploying the version already active changes nothing."""
+    history. Deploying the version already active changes nothing. `upstream` (where the chat
+    sends requests) defaults to the previous deployment's, else "embedded"."""
     if version.kind != ModelVersion.Kind.POLICY:
         raise ModelRegistryError(f"{version} is a {version.get_kind_display().lower()}, not a policy.")
     if version.status != ModelVersion.Status.READY:
@@ -143,9 +148,12 @@ def deploy(project, version, *, user=None, note="") -> Deployment:
         current = Deployment.objects.filter(project=project, is_active=True).first()
         if current is not None and current.model_version_id == version.pk:
             return current
+        if upstream is None:
+            upstream = current.upstream if current is not None else "embedded"
         Deployment.objects.filter(project=project, is_active=True).update(is_active=False)
         return Deployment.objects.create(
-            project=project, model_version=version, deployed_by=user, note=note[:500], is_active=True
+            project=project, model_version=version, deployed_by=user, note=note[:500], is_active=True,
+            upstream=upstream or "embedded", upstream_model=upstream_model,
         )
 
 

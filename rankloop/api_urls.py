@@ -19,6 +19,7 @@ router.register("candidates", labeling_api.CandidateViewSet, basename="candidate
 router.register("tasks", labeling_api.TaskViewSet, basename="task")
 router.register("annotations", labeling_api.AnnotationViewSet, basename="annotation")
 router.register("pairs", labeling_api.PairViewSet, basename="pair")
+router.register("review-items", labeling_api.ReviewItemViewSet, basename="review-item")
 router.register("model-versions", models_api.ModelVersionViewSet, basename="model-version")
 router.register("deployments", models_api.DeploymentViewSet, basename="deployment")
 router.register("rounds", rlhf_api.RoundViewSet, basename="round")

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "labeling",
     "models_app",
     "rlhf",
+    "serving",
 ]
 
 MIDDLEWARE = [
@@ -274,6 +275,15 @@ RLHF_HEARTBEAT_TIMEOUT_S = int(os.environ.get("RLHF_HEARTBEAT_TIMEOUT_S", "120")
 RLHF_TORCH_THREADS = int(os.environ.get("RLHF_TORCH_THREADS", "0"))  # 0: torch's default
 # A run that succeeds deletes its intermediate checkpoints (its model version is saved apart).
 RLHF_KEEP_CHECKPOINTS = env_bool("RLHF_KEEP_CHECKPOINTS", default=False)
+# Each stage runs as `accelerate launch` of its script (rlhf/launcher.py); a cancel sends SIGTERM
+# to the run's process group, then SIGKILL after RLHF_CANCEL_GRACE_S seconds.
+RLHF_CANCEL_GRACE_S = float(os.environ.get("RLHF_CANCEL_GRACE_S", "10"))
+# "python": a one-process CPU run starts its script with plain python instead of accelerate
+# launch (the same run, without accelerate's own start-up; the tests' workers use it).
+RLHF_SINGLE_PROCESS_RUNNER = os.environ.get("RLHF_SINGLE_PROCESS_RUNNER", "accelerate")
+# The only folder whose files a project or round may name as its DeepSpeed/FSDP accelerate config
+# (launcher setting config_file); "" (the default): none may.
+RANKLOOP_LAUNCHER_CONFIG_DIR = os.environ.get("RANKLOOP_LAUNCHER_CONFIG_DIR", "")
 
 # Models: where converted and trained weights live.
 MODEL_STORE = Path(os.environ.get("MODEL_STORE", VAR_DIR / "models"))
@@ -342,6 +352,23 @@ RANKLOOP_IMPORT_MAX_TEXT_CHARS = int(os.environ.get("RANKLOOP_IMPORT_MAX_TEXT_CH
 
 # Labeling limits
 RANKLOOP_MAX_TEXT_CHARS = int(os.environ.get("RANKLOOP_MAX_TEXT_CHARS", "20000"))
+
+# Serving (the chat and the OpenAI-compatible /v1/ API): the upstream that deployments marked
+# "embedded" use (`make demo` starts `transformers serve` there), the timeouts of each upstream
+# request (connect, and each chunk read: a silent upstream ends in a 503, never a hang), limits
+# on what one request may ask for, and the default rate limits (the admin sets them per project
+# and per user group).
+RANKLOOP_EMBEDDED_UPSTREAM_URL = os.environ.get("RANKLOOP_EMBEDDED_UPSTREAM_URL", "http://127.0.0.1:8011/v1")
+RANKLOOP_UPSTREAM_CONNECT_TIMEOUT_S = float(os.environ.get("RANKLOOP_UPSTREAM_CONNECT_TIMEOUT_S", "3"))
+RANKLOOP_UPSTREAM_READ_TIMEOUT_S = float(os.environ.get("RANKLOOP_UPSTREAM_READ_TIMEOUT_S", "60"))
+RANKLOOP_SERVING_MAX_N = int(os.environ.get("RANKLOOP_SERVING_MAX_N", "4"))
+RANKLOOP_SERVING_MAX_TOKENS = int(os.environ.get("RANKLOOP_SERVING_MAX_TOKENS", "1024"))
+RANKLOOP_SERVING_DEFAULT_MAX_TOKENS = int(os.environ.get("RANKLOOP_SERVING_DEFAULT_MAX_TOKENS", "256"))
+RANKLOOP_SERVING_REQUESTS_PER_MINUTE = int(os.environ.get("RANKLOOP_SERVING_REQUESTS_PER_MINUTE", "60"))
+RANKLOOP_SERVING_TOKENS_PER_DAY = int(os.environ.get("RANKLOOP_SERVING_TOKENS_PER_DAY", "200000"))
+# Sync views (the annotator pages, the admin) run on this many threads per process when the
+# whole site is served by the ASGI app (rankloop.asgi, uvicorn): streams never take these.
+RANKLOOP_WSGI_THREADS = int(os.environ.get("RANKLOOP_WSGI_THREADS", "3"))
 
 LOGGING = {
     "version": 1,

@@ -8,6 +8,8 @@ from rankloop import account_views
 
 urlpatterns = [
     path("api/v1/", include("rankloop.api_urls")),  # first: annotators' API calls are most of the traffic
+    path("v1/", include("serving.api_urls")),  # the OpenAI-compatible API (serving)
+    path("chat/", include("serving.urls")),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

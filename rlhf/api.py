@@ -1,7 +1,7 @@
 """The rounds REST API (/api/v1/rounds/, admins only): launch, status (runs, progress,
 metrics), cancel, retry, deploy, rollback. Thin views over rlhf.services."""
 import django_filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -17,7 +17,7 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrainingRun
         fields = ["id", "kind", "status", "step", "total_steps", "heartbeat_at", "error", "started_at", "finished_at",
-                  "config"]
+                  "config", "command"]
         read_only_fields = fields
 
 
@@ -38,7 +38,7 @@ class RoundSerializer(serializers.ModelSerializer):
     class Meta:
         model = Round
         fields = ["id", "project", "number", "state", "label", "algorithm", "hyperparameters", "data_filters",
-                  "deploy_rule", "policy_in", "policy_out", "reward_model", "metrics", "error", "started_by",
+                  "deploy_rule", "launcher", "policy_in", "policy_out", "reward_model", "metrics", "error", "started_by",
                   "created_at", "updated_at", "percent", "progress", "next_step", "actions", "runs"]
         read_only_fields = fields
 
@@ -71,6 +71,9 @@ class LaunchSerializer(serializers.Serializer):
                                             help_text='e.g. {"policy": {"learning_rate": 1e-6}}')
     data_filters = serializers.JSONField(required=False, default=dict, help_text='e.g. {"min_agreement": 0.6}')
     deploy_rule = serializers.JSONField(required=False, default=dict, help_text='e.g. {"min_win_rate": 0.55}')
+    launcher = serializers.JSONField(required=False, default=dict,
+                                     help_text='accelerate launch settings over the project\'s, e.g. '
+                                               '{"num_processes": 2, "mixed_precision": "bf16"}')
 
 
 class DeployRoundSerializer(serializers.Serializer):
@@ -104,7 +107,8 @@ class RoundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         try:
             round = services.launch_round(values["project"], user=request.user, algorithm=values["algorithm"],
                                           hyperparameters=values["hyperparameters"],
-                                          data_filters=values["data_filters"], deploy_rule=values["deploy_rule"])
+                                          data_filters=values["data_filters"], deploy_rule=values["deploy_rule"],
+                                          launcher=values["launcher"])
         except services.RoundError as exc:
             raise ServiceRefusal(str(exc))
         return self._answer(round, status.HTTP_201_CREATED)
@@ -148,3 +152,22 @@ class RoundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def rollback(self, request, pk=None):
         """Put back the policy the round started from."""
         return self._act(services.rollback_round)
+
+    @extend_schema(request=inline_serializer("ScoreUncertainty", {"project": serializers.SlugField()}),
+                   responses={202: None})
+    @action(detail=False, methods=["post"], url_path="score-uncertainty")
+    def score_uncertainty(self, request):
+        """Queue the scoring of a project's open tasks by its latest reward model (and the one
+        before): with queue order uncertainty, what they cannot tell apart is labelled first."""
+        from . import tasks, uncertainty
+
+        slug = request.data.get("project") if isinstance(request.data, dict) else None
+        project = Project.objects.filter(slug=slug).first() if isinstance(slug, str) else None
+        if project is None:
+            raise serializers.ValidationError({"project": "A project slug."})
+        try:
+            uncertainty.reward_models(project)
+        except uncertainty.NoRewardModel as exc:
+            raise ServiceRefusal(str(exc), status.HTTP_409_CONFLICT)
+        tasks.score_uncertainty.apply_async(args=[project.pk], queue="gpu")
+        return Response(status=status.HTTP_202_ACCEPTED)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 DEFAULTS = {
     "seed": 0,
@@ -28,7 +30,9 @@ DEFAULTS = {
             "max_length": 512},
     "sft": {"enabled": False, "num_train_epochs": 1, "per_device_train_batch_size": 2, "learning_rate": 1e-5,
             "max_length": 512},
-    "eval": {"prompts": 16, "max_new_tokens": 32, "max_pairs": 256},
+    # Issue 10: enough held-out prompts to detect a change (all of them up to the cap), several
+    # samples each; every held-out pair for the reward model's accuracy (up to max_pairs).
+    "eval": {"prompts": 64, "samples_per_prompt": 4, "max_new_tokens": 32, "max_pairs": 2000, "temperature": 1.0},
 }
 # What every TRL config gets on top (the CPU-safe settings the project's guide asks for).
 COMMON_TRAINER_ARGS = {
@@ -36,8 +40,19 @@ COMMON_TRAINER_ARGS = {
     "activation_checkpointing": False, "dataloader_pin_memory": False, "disable_tqdm": True,
     "dataloader_num_workers": 0,
 }
+# rankloop's own knobs that are ModelConfig fields of the stage scripts under another name.
+LORA_MODEL_CONFIG = {"lora": "use_peft", "lora_r": "lora_r", "lora_alpha": "lora_alpha", "lora_dropout": "lora_dropout"}
+
+# deploy rule key -> the figure it bounds: a flat metric, or (the *_ci_low keys) the lower end of a
+# figure's 95% interval in the evaluation, e.g. min_reward_gain_ci_low: 0 deploys only a policy whose
+# reward gain the interval separates from zero.
 DEPLOY_RULE_KEYS = {"min_win_rate": "win_rate", "min_rm_accuracy": "rm_accuracy_heldout", "max_kl": "kl_to_old",
-                    "min_reward_gain": "reward_gain"}
+                    "min_reward_gain": "reward_gain",
+                    "min_reward_gain_ci_low": "evaluation.reward_diff.low",
+                    "min_win_rate_ci_low": "evaluation.win_rate.low",
+                    "min_rm_accuracy_ci_low": "evaluation.rm_accuracy.low",
+                    "min_judge_reward_gain_ci_low": "evaluation.judge.reward_diff.low",
+                    "min_judge_win_rate_ci_low": "evaluation.judge.win_rate.low"}
 SECTIONS = ("reward", "policy", "sft", "eval")
 
 
@@ -53,7 +68,7 @@ def _error(message):
 @dataclass(frozen=True)
 class Knob:
     """One setting a round may change: its JSON type, range or choices. `trl`: a field of the
-    stage's TRL config (False: rankloop's own, read by rlhf/trainers.py)."""
+    stage's TRL config (False: rankloop's own, turned into the script's arguments by rlhf/launcher.py)."""
 
     kind: str  # "int", "float", "bool", "choice"
     low: float | None = None
@@ -164,8 +179,9 @@ ALLOWED = {
     "sft": {**TRAINING, "enabled": Knob("bool", trl=False), "max_length": LENGTH, "packing": BOOL,
             "truncation_mode": CHOICE(choices=("keep_start", "keep_end")),
             "completion_only_loss": Knob("bool", nullable=True), "assistant_only_loss": BOOL},
-    "eval": {"prompts": _int(1, 10_000, trl=False), "max_new_tokens": _int(1, 4096, trl=False),
-             "max_pairs": _int(1, 1_000_000, trl=False)},
+    "eval": {"prompts": _int(1, 10_000, trl=False), "samples_per_prompt": _int(1, 64, trl=False),
+             "max_new_tokens": _int(1, 4096, trl=False), "max_pairs": _int(1, 1_000_000, trl=False),
+             "temperature": _num(0.0, 10.0, low_open=True, trl=False)},
 }
 SEED = TRAINING["seed"]
 
@@ -251,15 +267,13 @@ def config_class(stage: str):
             "dpo": trl.DPOConfig, "sft": trl.SFTConfig}.get(stage)
 
 
-def trainer_kwargs(stage: str, settings: dict, *, output_dir: str, seed: int) -> dict:
-    """The keyword arguments of a stage's TRL config: common CPU-safe ones, then the stage's settings
-    that are on its allow-list (a run planned before the list keeps its config, and whatever else
-    it holds never reaches TRL)."""
-    import torch
-
+def trainer_kwargs(stage: str, settings: dict, *, output_dir: str, seed: int, gpu: bool = False,
+                   bf16: bool | None = None) -> dict:
+    """The fields of a stage's TRL config: common CPU-safe ones, then the stage's settings that
+    are on its allow-list (a run planned before the list keeps its config, and whatever else it
+    holds never reaches TRL). `bf16`: train in bfloat16 mixed precision (default: on a GPU)."""
     allowed = {name for name, knob in ALLOWED.get(stage, {}).items() if knob.trl}
-    args = {**COMMON_TRAINER_ARGS, "seed": seed, "output_dir": output_dir,
-            "bf16": bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())}
+    args = {**COMMON_TRAINER_ARGS, "seed": seed, "output_dir": output_dir, "bf16": gpu if bf16 is None else bf16}
     args.update({k: v for k, v in settings.items() if k in allowed})
     if stage == "ppo":
         args["save_strategy"] = "no"  # PPOTrainer cannot resume; its checkpoints would only cost time
@@ -267,8 +281,105 @@ def trainer_kwargs(stage: str, settings: dict, *, output_dir: str, seed: int) ->
     return args
 
 
+def model_config(settings: dict) -> dict:
+    """The ModelConfig fields of a stage (LoRA through TRL's get_peft_config)."""
+    if not settings.get("lora"):
+        return {}
+    values = {LORA_MODEL_CONFIG[k]: v for k, v in settings.items() if k in LORA_MODEL_CONFIG}
+    return {**values, "use_peft": True, "lora_target_modules": ["all-linear"]}
+
+
 def trainer_args(stage: str, settings: dict, *, output_dir: str, seed: int):
+    """The stage's TRL config object (imports TRL: for checks only; the scripts build their own)."""
     return config_class(stage)(**trainer_kwargs(stage, settings, output_dir=output_dir, seed=seed))
+
+
+# --- launcher settings (accelerate launch) ---------------------------------------------------------
+
+LAUNCHER_KEYS = ("num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port",
+                 "mixed_precision", "config_file", "use_vllm")
+LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){LABEL}(?:\.{LABEL})*$")  # a host name or an IPv4 address
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def launcher_config_dir():
+    """settings.RANKLOOP_LAUNCHER_CONFIG_DIR as a resolved folder, or None when unset."""
+    from django.conf import settings
+
+    folder = getattr(settings, "RANKLOOP_LAUNCHER_CONFIG_DIR", "") or ""
+    return Path(folder).expanduser().resolve() if folder else None
+
+
+def resolve_config_file(name) -> Path:
+    """A DeepSpeed/FSDP accelerate config file by its name inside RANKLOOP_LAUNCHER_CONFIG_DIR;
+    anything that would reach outside it (an absolute path, .., a link out) is refused."""
+    folder = launcher_config_dir()
+    if not isinstance(name, str) or not name.strip():
+        raise _error("launcher.config_file must be the name of a file in the launcher config directory.")
+    if folder is None:
+        raise _error("launcher.config_file cannot be used: no launcher config directory is configured "
+                     "(RANKLOOP_LAUNCHER_CONFIG_DIR).")
+    if "\x00" in name or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise _error("launcher.config_file must be a file name inside the launcher config directory "
+                     "(no absolute path, no ..).")
+    path = (folder / name).resolve()
+    if not path.is_relative_to(folder):
+        raise _error("launcher.config_file must stay inside the launcher config directory.")
+    if not path.is_file():
+        choices = sorted(p.name for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+        raise _error(f"launcher.config_file {name!r} is not a file of the launcher config directory"
+                     + (f"; there are: {', '.join(choices)}." if choices else " (it has no files)."))
+    return path
+
+
+def validate_launcher(values, *, where: str = "launcher") -> dict:
+    """accelerate's settings a project or a round may set (each checked; everything else is
+    refused): num_processes (per machine; null: all GPUs, or one process on a CPU), num_machines,
+    machine_rank, main_process_ip and main_process_port (multi-node), mixed_precision
+    (no/fp16/bf16; null: bf16 on a GPU, no on a CPU), config_file (a DeepSpeed or FSDP accelerate
+    config in RANKLOOP_LAUNCHER_CONFIG_DIR) and use_vllm (GRPO/RLOO rollouts with vLLM on a GPU)."""
+    if not isinstance(values, dict):
+        raise _error(f"{where} must be an object, e.g. {{\"num_processes\": 2}}.")
+    bad = sorted(set(values) - set(LAUNCHER_KEYS))
+    if bad:
+        raise _error(f"Unknown {where} setting(s) {', '.join(bad)}; use {', '.join(LAUNCHER_KEYS)}.")
+    checks = {"num_processes": _int(1, 1024, nullable=True), "num_machines": _int(1, 1024),
+              "machine_rank": _int(0, 1023), "main_process_port": _int(1024, 65535, nullable=True),
+              "mixed_precision": CHOICE(choices=("no", "fp16", "bf16"), nullable=True), "use_vllm": BOOL}
+    clean = {}
+    for name, value in values.items():
+        if name in checks:
+            clean[name] = checks[name].check(f"{where}.{name}", value)
+        elif name == "main_process_ip":
+            if value is not None and (not isinstance(value, str) or not (HOSTNAME.fullmatch(value) or _is_ip(value))):
+                raise _error(f"{where}.main_process_ip must be an IP address or a host name.")
+            clean[name] = value
+        elif name == "config_file":
+            if value is not None:
+                resolve_config_file(value)
+            clean[name] = value
+    return clean
+
+
+def launcher_settings(project_values: dict, round_values: dict) -> dict:
+    """The settings a round launches with: the project's, then the round's, checked together."""
+    merged = validate_launcher({**(project_values or {}), **(round_values or {})})
+    machines, rank = merged.get("num_machines", 1), merged.get("machine_rank", 0)
+    if rank >= machines:
+        raise _error(f"launcher.machine_rank must be below num_machines ({machines}).")
+    if machines > 1 and not merged.get("main_process_ip"):
+        raise _error("launcher.main_process_ip is needed when num_machines is above 1: the address of machine 0.")
+    return merged
 
 
 def validate_deploy_rule(rule) -> dict:
@@ -289,13 +400,17 @@ def deploy_rule_holds(rule: dict, metrics: dict) -> tuple[bool, str]:
     measured (no held-out pairs, say) does not hold."""
     if not rule:
         return False, ""
+    from .evaluation import figure_value
+
     reasons = []
     for key, threshold in rule.items():
-        value = metrics.get(DEPLOY_RULE_KEYS[key])
-        if value is None or (isinstance(value, float) and not math.isfinite(value)):
-            return False, f"{DEPLOY_RULE_KEYS[key]} was not measured"
+        path = DEPLOY_RULE_KEYS[key]
+        name = path if "." not in path else key.removeprefix("min_").removeprefix("max_")
+        value = figure_value(metrics, path)
+        if value is None:
+            return False, f"{name} was not measured"
         ok = value <= threshold if key.startswith("max_") else value >= threshold
         if not ok:
-            return False, f"{DEPLOY_RULE_KEYS[key]} {value:.3f} misses {key} {threshold}"
-        reasons.append(f"{DEPLOY_RULE_KEYS[key]} {value:.3f} meets {key} {threshold}")
+            return False, f"{name} {value:.3f} misses {key} {threshold}"
+        reasons.append(f"{name} {value:.3f} meets {key} {threshold}")
     return True, "; ".join(reasons)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from labeling.formats import conversational_row
 from labeling.models import Annotation, Prompt
-from labeling.services import preference_pairs
+from labeling.services import pair_sources, preference_pairs
 
-FILTER_KEYS = {"min_agreement", "include_ties", "rounds"}
+FILTER_KEYS = {"min_agreement", "include_ties", "rounds", "sources"}
 
 
 def _error(message):
@@ -16,7 +16,8 @@ def _error(message):
 
 
 def validate_filters(project, filters) -> dict:
-    """{"min_agreement": 0..1, "include_ties": bool, "rounds": [round numbers]}"""
+    """{"min_agreement": 0..1, "include_ties": bool, "rounds": [round numbers], "sources": [pair
+    sources, e.g. "labels" (the annotators') or "import:hh-rlhf"]}"""
     if not isinstance(filters, dict):
         raise _error("Data filters must be an object, e.g. {\"min_agreement\": 0.6}.")
     bad = sorted(set(filters) - FILTER_KEYS)
@@ -44,6 +45,19 @@ def validate_filters(project, filters) -> dict:
         if missing:
             raise _error(f"{project} has no round(s) {', '.join(map(str, missing))}.")
         clean["rounds"] = sorted(set(rounds))
+    if filters.get("sources"):
+        sources = filters["sources"]
+        if isinstance(sources, str):
+            sources = [sources]
+        if not isinstance(sources, list) or not all(isinstance(s, str) and s.strip() for s in sources):
+            raise _error('sources must be a list of pair sources, e.g. ["labels", "import:hh-rlhf"].')
+        sources = sorted({s.strip() for s in sources})
+        known = pair_sources(project)
+        missing = [s for s in sources if s not in known]
+        if missing:
+            raise _error(f"{project} has no pairs from {', '.join(repr(s[:120]) for s in missing)}; "
+                         f"its sources are {', '.join(known) or 'none yet'}.")
+        clean["sources"] = sources
     return clean
 
 
@@ -52,7 +66,8 @@ def filtered_pairs(project, filters: dict, *, split=None):
     if filters.get("rounds"):
         rounds = list(project.rounds.filter(number__in=filters["rounds"]))
     return preference_pairs(project, rounds=rounds, min_agreement=filters.get("min_agreement"),
-                            include_ties=filters.get("include_ties", False), include_gold=False, split=split)
+                            include_ties=filters.get("include_ties", False), include_gold=False, split=split,
+                            sources=filters.get("sources"))
 
 
 def pair_breakdown(project, filters: dict) -> dict:
@@ -62,6 +77,10 @@ def pair_breakdown(project, filters: dict) -> dict:
 
     kept = Q(is_gold=False)  # gold pairs check annotators; they never train
     counts = {"total": Count("id", filter=kept), "gold": Count("id", filter=Q(is_gold=True))}
+    if filters.get("sources"):
+        from_sources = Q(source__in=filters["sources"])
+        counts["other_sources"] = Count("id", filter=kept & ~from_sources)
+        kept &= from_sources
     if filters.get("rounds"):
         in_rounds = Q(round__number__in=filters["rounds"])
         counts["other_rounds"] = Count("id", filter=kept & ~in_rounds)
@@ -75,7 +94,7 @@ def pair_breakdown(project, filters: dict) -> dict:
     used = filtered_pairs(project, filters).aggregate(
         used=Count("id"), train=Count("id", filter=Q(split=Prompt.Split.TRAIN)),
         heldout=Count("id", filter=Q(split=Prompt.Split.HELDOUT)))
-    return {"ties": 0, "low_agreement": 0, "other_rounds": 0, **left_out,
+    return {"ties": 0, "low_agreement": 0, "other_rounds": 0, "other_sources": 0, **left_out,
             "min_agreement": filters.get("min_agreement"), **used}
 
 
@@ -85,6 +104,8 @@ def describe_breakdown(counts: dict) -> str:
         return f"{count} {word}{'' if count == 1 else 's'}"
 
     parts = []
+    if counts.get("other_sources"):
+        parts.append(f"{counts['other_sources']} from other sources")
     if counts["ties"]:
         parts.append(f"{n(counts['ties'], 'tie')} left out")
     if counts["low_agreement"]:
@@ -140,45 +161,7 @@ def policy_prompts(project, *, split: str = Prompt.Split.TRAIN, limit: int | Non
 
 def demonstrations(project) -> list[dict]:
     """Annotators' rewritten ideal answers as SFT chat rows (training side of the split only)."""
-    rows = (Annotation.objects.filter(task__project=project, task__is_gold=False,
+    rows = (Annotation.objects.filter(task__project=project, task__is_gold=False, is_rejected=False,
                                       task__prompt__split=Prompt.Split.TRAIN)
             .exclude(ideal_answer="").select_related("task__prompt").order_by("id"))
     return [{"messages": [*a.task.prompt.messages, {"role": "assistant", "content": a.ideal_answer}]} for a in rows]
-
-
-def import_preference_rows(project, rows, *, annotator, source: str) -> int:
-    """Seed a project from an existing preference dataset (TRL standard or conversational rows):
-    each row becomes a prompt, its two answers external candidates, and one annotation by
-    `annotator` through the labeling services, so the pairs are aggregated as for live labels.
-    Rows whose id the project already has are skipped. Returns how many were added."""
-    from django.db import transaction
-
-    from labeling import services as labeling
-    from labeling.models import Candidate
-
-    labeling.add_annotator(project, annotator)
-    known = set(Prompt.objects.filter(project=project).values_list("external_id", flat=True))
-    added = 0
-    with transaction.atomic():
-        for number, row in enumerate(rows):
-            external_id = str(row.get("id") or f"{source}:{number}")
-            if external_id in known:
-                continue
-            prompt = row["prompt"]
-            messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-            texts = {side: row[side] if isinstance(row[side], str) else row[side][-1]["content"]
-                     for side in ("chosen", "rejected")}
-            prompt_row = Prompt.objects.create(project=project, messages=messages, external_id=external_id,
-                                               source=source)
-            candidates = [Candidate.objects.create(prompt=prompt_row, text=texts[side], external_source=source,
-                                                   external_id=side) for side in ("chosen", "rejected")]
-            labeling.create_task(prompt_row, candidates)
-            added += 1
-    while (assignment := labeling.assign_next(project, annotator)) is not None:
-        sides = dict(Candidate.objects.filter(pk__in=assignment.shown_order).values_list("external_id", "pk"))
-        if not {"chosen", "rejected"} <= set(sides):  # a task of the project's own, not from this file
-            labeling.skip_task(assignment.pk, annotator)
-            continue
-        labeling.submit_annotation(assignment.pk, annotator,
-                                   {"ranking": [[sides["chosen"]], [sides["rejected"]]]})
-    return added

@@ -19,6 +19,12 @@ class LaunchRoundForm(forms.Form):
     algorithm = forms.ChoiceField(choices=Round.Algorithm.choices, initial=Round.Algorithm.PPO)
     hyperparameters = forms.CharField(widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false"}),
                                       required=False, help_text=HYPERPARAMETER_HELP)
+    launcher = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}), required=False,
+        label="Launcher settings",
+        help_text='JSON over the project\'s accelerate settings, e.g. {"num_processes": 2, "mixed_precision": '
+                  '"bf16"}: num_processes, num_machines, machine_rank, main_process_ip, main_process_port, '
+                  'mixed_precision, config_file (DeepSpeed/FSDP, by name), use_vllm. Empty: the project\'s.')
     min_agreement = forms.FloatField(required=False, min_value=0, max_value=1,
                                      help_text="Only pairs where at least this share of annotators agreed.")
     include_ties = forms.BooleanField(required=False, help_text="Keep tied pairs (off: ties are left out).")
@@ -28,7 +34,13 @@ class LaunchRoundForm(forms.Form):
                               help_text="…and stays this close to the old one.")
 
     def clean_hyperparameters(self):
-        text = self.cleaned_data["hyperparameters"].strip()
+        return self._json_object("hyperparameters", "An object by stage, e.g. {\"policy\": {\"max_steps\": 10}}.")
+
+    def clean_launcher(self):
+        return self._json_object("launcher", "An object of settings, e.g. {\"num_processes\": 2}.")
+
+    def _json_object(self, name, example):
+        text = self.cleaned_data[name].strip()
         if not text:
             return {}
         try:
@@ -36,7 +48,7 @@ class LaunchRoundForm(forms.Form):
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).")
         if not isinstance(value, dict):
-            raise forms.ValidationError("An object by stage, e.g. {\"policy\": {\"max_steps\": 10}}.")
+            raise forms.ValidationError(example)
         return value
 
     def data_filters(self):

@@ -30,6 +30,8 @@ class Round(models.Model):
     hyperparameters = models.JSONField(default=dict, blank=True)
     data_filters = models.JSONField(default=dict, blank=True)
     deploy_rule = models.JSONField(default=dict, blank=True)
+    # accelerate launch settings of this round, over the project's (rlhf.config.LAUNCHER).
+    launcher = models.JSONField(default=dict, blank=True)
     policy_in = models.ForeignKey(
         "models_app.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="rounds_in"
     )
@@ -93,7 +95,8 @@ class TrainingRun(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     log_tail = models.TextField(blank=True)
     celery_id = models.CharField(max_length=255, blank=True)
-    checkpoint_dir = models.CharField(max_length=1000, blank=True)
+    checkpoint_dir = models.CharField(max_length=1000, blank=True)  # the run's folder (rlhf.launcher)
+    command = models.TextField(blank=True, help_text="The command line the stage was launched with.")
     cancel_requested = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)

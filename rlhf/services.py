@@ -344,7 +344,7 @@ def generate_for_round(round: Round, prompt_ids, job_id=None) -> int:
 
 
 def launch_round(project, *, user, algorithm, hyperparameters=None, data_filters=None, deploy_rule=None,
-                 enqueue=True) -> Round:
+                 launcher=None, enqueue=True) -> Round:
     """Validate a round's settings and its data, then enqueue its chain of training tasks
     (enqueue=False only plans the runs, for a caller that runs them in-process: benchmarks).
 
@@ -360,6 +360,8 @@ def launch_round(project, *, user, algorithm, hyperparameters=None, data_filters
     hyperparameters = round_config.validate_hyperparameters(algorithm, hyperparameters or {})
     data_filters = datasets.validate_filters(project, data_filters or {})
     deploy_rule = round_config.validate_deploy_rule(deploy_rule or {})
+    launcher = round_config.validate_launcher(launcher or {})
+    round_config.launcher_settings(project.launcher, launcher)  # the two together, as the runs will read them
     busy = Round.objects.filter(project=project, state__in=BUSY_STATES).first()
     if busy is not None and busy.state == S.EVALUATED:
         raise RoundError(f"Round {busy.number} of {project} is evaluated and awaits a decision; deploy or "
@@ -381,6 +383,7 @@ def launch_round(project, *, user, algorithm, hyperparameters=None, data_filters
             {"generation": round.hyperparameters["generation"]} if "generation" in round.hyperparameters else {})}
         round.data_filters = data_filters
         round.deploy_rule = deploy_rule
+        round.launcher = launcher
         round.policy_in = policy
         round.started_by = round.started_by or _user(user)
         round.error = ""
@@ -589,6 +592,23 @@ def start_run(run: TrainingRun, *, celery_id: str = "") -> bool:
     return True
 
 
+def record_run_folder(run: TrainingRun, path: str) -> None:
+    """Where the run's files, checkpoints and output live (kept on retry)."""
+    TrainingRun.objects.filter(pk=run.pk).update(checkpoint_dir=path)
+    run.checkpoint_dir = path
+
+
+def record_command(run_id: int, command: str) -> None:
+    """The exact command line a stage was launched with (also the run folder's command.sh)."""
+    TrainingRun.objects.filter(pk=run_id).update(command=command)
+
+
+def run_should_stop(run_id: int) -> bool:
+    """A cancel was asked for, or the run is no longer running here (the reaper failed it)."""
+    row = TrainingRun.objects.filter(pk=run_id).values_list("status", "cancel_requested").first()
+    return row is None or row[1] or row[0] != TrainingRun.Status.RUNNING
+
+
 def heartbeat(run_id: int) -> None:
     TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING).update(heartbeat_at=timezone.now())
 
@@ -706,8 +726,10 @@ def shown_metric(value) -> str:
 
 
 def metrics_table(round: Round) -> list[tuple[str, str]]:
-    """The round's metrics as (name, shown value) rows: rates and rewards to 4 places."""
-    return [(name.replace("_", " "), shown_metric(value)) for name, value in round.metrics.items()]
+    """The round's flat metrics as (name, shown value) rows: rates and rewards to 4 places (the
+    evaluation's intervals are shown apart, by rlhf.evaluation.report)."""
+    return [(name.replace("_", " "), shown_metric(value)) for name, value in round.metrics.items()
+            if not isinstance(value, (dict, list))]
 
 
 CHARTS = [("loss", "Loss"), ("reward", "Reward"), ("kl", "KL"), ("accuracy", "Accuracy")]

@@ -1,4 +1,5 @@
-"""Celery tasks of a round: thin, each calls one service. train_* and run_* go to the gpu queue."""
+"""Celery tasks of a round: thin, each calls one service. train_* and run_* go to the gpu queue;
+each stage runs as a subprocess (rlhf.launcher), so a worker never holds a model."""
 from celery import shared_task
 
 from . import services
@@ -6,10 +7,10 @@ from .models import TrainingRun
 
 
 def _execute(task, run_id):
-    from . import trainers  # torch and TRL load only in workers
+    from . import launcher
 
     run = TrainingRun.objects.select_related("round").get(pk=run_id)
-    return trainers.execute(run, celery_id=task.request.id or "")
+    return launcher.execute(run, celery_id=task.request.id or "")
 
 
 @shared_task(bind=True, name="rlhf.tasks.train_reward_model")
@@ -51,3 +52,13 @@ def task_for_run(run: TrainingRun):
         TrainingRun.Kind.SFT: train_sft,
         TrainingRun.Kind.EVAL: run_evaluation,
     }.get(run.kind, train_policy)
+
+
+@shared_task(name="rlhf.tasks.score_uncertainty")
+def score_uncertainty(project_id):
+    """Score a project's open tasks with its latest reward model (queue order uncertainty)."""
+    from labeling.models import Project
+
+    from . import uncertainty
+
+    return uncertainty.score_open_tasks(Project.objects.get(pk=project_id))

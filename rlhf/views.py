@@ -10,7 +10,7 @@ from labeling.models import Project, Prompt
 from labeling.views import staff_required
 from models_app.services import deployed_policy
 
-from . import config, forms, services
+from . import config, evaluation, forms, services
 from .models import Round
 
 
@@ -31,7 +31,7 @@ def project_rounds(request, slug):
             round = services.launch_round(
                 project, user=request.user, algorithm=form.cleaned_data["algorithm"],
                 hyperparameters=form.cleaned_data["hyperparameters"], data_filters=form.data_filters(),
-                deploy_rule=form.deploy_rule(),
+                deploy_rule=form.deploy_rule(), launcher=form.cleaned_data["launcher"],
             )
         except services.RoundError as exc:
             form.add_error(None, str(exc))
@@ -113,6 +113,7 @@ def round_detail(request, round_id):
     versions = [v for v in (round.reward_model, round.policy_out) if v is not None]
     return render(request, "rlhf/round_detail.html", {
         **_progress_context(round), "versions": versions, "metrics": services.metrics_table(round),
+        "evaluation": evaluation.report(round.metrics),
         "charts": services.charts(round),
         "lineage": round.policy_out.lineage() if round.policy_out else [],
         "transitions": round.transitions.select_related("by"),

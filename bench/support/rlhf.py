@@ -1,5 +1,6 @@
 """Shared pieces of the training benchmarks: a fresh database, a project seeded from a preference
-file through the labeling services, and a round whose reward stage runs in this process."""
+file through the product's preference import (labeling.preference_import), and a round whose
+reward stage runs in this process."""
 from __future__ import annotations
 
 import gzip
@@ -17,7 +18,8 @@ def bench_env(db: str, model_store: Path) -> dict:
     if db == "sqlite":
         database_url = ""
     else:
-        database_url = recreate_postgres_database("rankloop_bench_rlhf")
+        # RANKLOOP_BENCH_DB: another name, so benchmarks run side by side do not drop each other's
+        database_url = recreate_postgres_database(os.environ.get("RANKLOOP_BENCH_DB", "rankloop_bench_rlhf"))
     return {"DATABASE_URL": database_url, "MODEL_STORE": str(model_store), "HF_HUB_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false", "TRL_EXPERIMENTAL_SILENCE": "1", "LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT), "RANKLOOP_VAR_DIR": str(model_store.parent / "var")}
@@ -59,20 +61,21 @@ def policy_version(model: str):
 
 
 def seeded_round(rows, *, model: str, reward: dict, heldout_percent: int, policy=None):
-    """Project + deployed policy + the rows as annotated comparisons, and a planned round whose
-    reward run the caller executes. Returns (round, reward_run, seconds spent seeding)."""
-    from django.contrib.auth import get_user_model
+    """Project + deployed policy + the rows imported as labelled pairs (source "import:bench"), and
+    a planned round whose reward run the caller executes. Returns (round, reward_run, seconds spent
+    seeding)."""
+    import orjson
 
+    from labeling import preference_import
     from labeling.models import Project
     from models_app import services as models
-    from rlhf import datasets, services
+    from rlhf import services
 
     began = time.perf_counter()
     policy = policy or policy_version(model)
     project = Project.objects.create(name=f"bench-rm-{time.time_ns()}", heldout_percent=heldout_percent)
     models.deploy(project, policy, note="benchmark")
-    annotator, _ = get_user_model().objects.get_or_create(username="bench-annotator")
-    datasets.import_preference_rows(project, rows, annotator=annotator, source="bench")
+    preference_import.import_preferences(project, b"\n".join(orjson.dumps(row) for row in rows), source="bench")
     round = services.launch_round(project, user=None, algorithm="dpo", hyperparameters={"reward": reward},
                                   enqueue=False)
     return round, round.runs.get(kind="reward"), time.perf_counter() - began

@@ -46,7 +46,7 @@ def test_standard_export_streams_trl_rows_with_a_file_name(admin_api, ranked):
     assert len(rows) == pairs.count() == 4 * 3
     first, pair = rows[0], pairs[0]
     assert first == {"id": pair_id(pair.pk), "prompt": pair.prompt.messages[0]["content"],
-                     "chosen": pair.chosen.text, "rejected": pair.rejected.text, "margin": 1.0}
+                     "chosen": pair.chosen.text, "rejected": pair.rejected.text, "margin": 1.0, "source": "labels"}
     # The lower id was ranked first, so it is always chosen.
     assert all(r["chosen"] < r["rejected"] for r in rows)
 

@@ -48,7 +48,8 @@ def test_switching_a_membership_off_in_the_admin_ends_the_users_leases(superuser
     membership = project.memberships.get()
     data.update({f"{prefix}-TOTAL_FORMS": "1", f"{prefix}-INITIAL_FORMS": "1", f"{prefix}-MIN_NUM_FORMS": "0",
                  f"{prefix}-MAX_NUM_FORMS": "1000", f"{prefix}-0-id": str(membership.pk),
-                 f"{prefix}-0-project": str(project.pk), f"{prefix}-0-user": str(annotator.pk)})  # is_active unticked
+                 f"{prefix}-0-project": str(project.pk), f"{prefix}-0-user": str(annotator.pk),
+                 f"{prefix}-0-role": "annotator"})  # is_active unticked
     response = superuser_client.post(url, data)
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
     membership.refresh_from_db()

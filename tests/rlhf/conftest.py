@@ -53,6 +53,9 @@ class Worker:
             **os.environ, "DATABASE_URL": database_url, "MODEL_STORE": str(model_store),
             "CELERY_TASK_ALWAYS_EAGER": "0",
             "OMP_NUM_THREADS": "1", "RLHF_TORCH_THREADS": "1", "RLHF_HEARTBEAT_S": "1",
+            # one-process runs start their script with python (accelerate's start-up costs ~7 s of
+            # CPU a stage); tests/rlhf/test_checkpoints.py runs the launcher with accelerate
+            "RLHF_SINGLE_PROCESS_RUNNER": "python",
             "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT),
         }
         self.log_path = log_path
@@ -176,6 +179,6 @@ def labeled_project(project_with_policy):
 TINY = {
     "reward": {"max_steps": 2, "per_device_train_batch_size": 2},
     "policy": {"max_steps": 2},
-    "eval": {"prompts": 3, "max_new_tokens": 8},
+    "eval": {"prompts": 3, "samples_per_prompt": 2, "max_new_tokens": 8},
 }
 TINY_PPO = {**TINY, "policy": {"total_episodes": 4, "response_length": 8}}

@@ -51,7 +51,7 @@ def test_a_round_without_held_out_pairs_reports_its_accuracy_as_not_measured(wor
              or Round.objects.get(pk=round.pk).state == Round.State.FAILED, what="the evaluation")
     round.refresh_from_db()
     assert round.state == Round.State.EVALUATED, round.error  # the rule did not hold on nothing
-    assert round.metrics["pairs_heldout"] == 0 and round.metrics["rm_accuracy_pairs"] == 0
+    assert round.metrics["pairs_heldout"] == 0 and round.metrics["rm_pairs_heldout"] == 0
     assert round.metrics["rm_accuracy_heldout"] is None
     note = round.transitions.filter(note__startswith="not deployed automatically").get().note
     assert note == "not deployed automatically: rm_accuracy_heldout was not measured"

@@ -21,6 +21,8 @@ class Command(BaseCommand):
         parser.add_argument("--ties", choices=["include", "exclude"], default="exclude")
         parser.add_argument("--gold", choices=["include", "exclude"], default="exclude")
         parser.add_argument("--split", choices=["train", "heldout"])
+        parser.add_argument("--source", action="append", help='Only pairs from this source ("labels", '
+                            '"import:NAME"); repeat or comma-separate for several')
 
     def handle(self, *args, project, format, output=None, **options):
         try:

@@ -39,7 +39,8 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=0, help="Only the first N rows.")
 
     def handle(self, *args, **options):
-        from rlhf import trainers
+        from models_app.loading import artifact_path
+        from rlhf.training import evaluate
 
         spec = options["version"]
         versions = ModelVersion.objects.filter(kind=ModelVersion.Kind.REWARD)
@@ -53,8 +54,15 @@ class Command(BaseCommand):
         rows = read_preference_file(path, options["limit"])
         if not rows:
             raise CommandError(f"{path} has no preference rows.")
-        trainers.configure_torch()
-        model = trainers.load_fresh(version, head="classification")
-        accuracy = trainers.pair_accuracy(model, trainers.load_tokenizer(version), rows)
-        self.stdout.write(f"{len(rows)} pairs, reward model {version}")
-        self.stdout.write(f"{accuracy:.4f}")
+        from django.conf import settings
+
+        if settings.RLHF_TORCH_THREADS:
+            import torch
+
+            torch.set_num_threads(settings.RLHF_TORCH_THREADS)
+        model, tokenizer = evaluate.load_scorer(str(artifact_path(version)), "float32")
+        figure = evaluate.pair_accuracy(model, tokenizer, rows, version.metrics.get("max_length"), 8, 0.95)
+        self.stdout.write(f"{figure['pairs']} pairs, reward model {version}"
+                          + (f" ({figure['pairs_skipped']} longer than its max_length left out)"
+                             if figure["pairs_skipped"] else ""))
+        self.stdout.write(f"{figure['mean']:.4f}" if figure["mean"] is not None else "not measured")

@@ -28,6 +28,8 @@ class Command(BaseCommand):
         parser.add_argument("--hp", default="", help='Hyper-parameters, e.g. \'{"policy": {"max_steps": 10}}\'.')
         parser.add_argument("--filters", default="", help='Data filters, e.g. \'{"min_agreement": 0.6}\'.')
         parser.add_argument("--deploy-rule", default="", help='e.g. \'{"min_win_rate": 0.55}\'; empty: by hand.')
+        parser.add_argument("--launcher", default="",
+                            help='accelerate settings over the project\'s, e.g. \'{"num_processes": 2}\'.')
         parser.add_argument("--user", default="", help="Username recorded as the launcher.")
         parser.add_argument("--wait", action="store_true", help="Wait for the round and print its progress.")
         parser.add_argument("--timeout", type=float, default=0, help="With --wait: give up after this many seconds.")
@@ -47,6 +49,7 @@ class Command(BaseCommand):
                 project, user=user, algorithm=options["algorithm"], hyperparameters=_json(options["hp"], "hp"),
                 data_filters=_json(options["filters"], "filters"),
                 deploy_rule=_json(options["deploy_rule"], "deploy-rule"),
+                launcher=_json(options["launcher"], "launcher"),
             )
         except services.RoundError as exc:
             raise CommandError(str(exc))
@@ -72,6 +75,8 @@ class Command(BaseCommand):
                 raise CommandError(f"Gave up waiting after {timeout:.0f} s; the round goes on.")
             time.sleep(1)
         for name, value in sorted(round.metrics.items()):
+            if isinstance(value, (dict, list)):  # the evaluation's whole output: the API and page show it
+                continue
             self.stdout.write(f"  {name}: {services.shown_metric(value)}")
         if round.state == Round.State.FAILED:
             raise CommandError(f"Round {round.number} failed: {round.error}")

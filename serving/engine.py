@@ -1,0 +1,84 @@
+"""One checked request (services.Plan) run against its upstream, with the answer moderated as it
+streams. Async; the database is reached only through sync_to_async at the end (services.finish)."""
+from __future__ import annotations
+
+import asyncio
+from contextlib import aclosing
+
+from asgiref.sync import sync_to_async
+
+from . import services, upstream
+from .upstream import Event, UpstreamUnavailable
+
+
+async def open_upstream(plan):
+    """Open the plan's upstream streams (n at once). UpstreamUnavailable, audited and with the
+    chat message marked failed, when the upstream is down or silent."""
+    try:
+        return await upstream.open_streams(plan.target.upstream_url, plan.upstream_bodies)
+    except UpstreamUnavailable as error:
+        outcome = services.Outcome(choices=[], status_code=503, error=str(error))
+        await sync_to_async(services.finish)(plan, outcome)
+        if plan.message_id is not None:
+            await sync_to_async(services.fail_message)(plan.message_id, "error", str(error))
+        raise
+
+
+async def run(plan, streams, outcome):
+    """Events for the client: ("delta", index, text) and ("finish", index, reason), with the
+    output moderation applied (a flagged answer is cut, finish_reason "content_filter", or
+    passed with a warning in outcome.output_verdicts). Fills `outcome` as it goes; always ends
+    with services.finish, also when the client goes away (then outcome.incomplete) or the
+    upstream fails (then outcome.error and UpstreamUnavailable)."""
+    timing = upstream.Timing()
+    choices = {s.index: upstream.Choice(s.index) for s in streams}
+    outcome.choices = [choices[i] for i in sorted(choices)]
+    cut = set()
+    project = plan.target.project
+    try:
+        async with aclosing(upstream.merged(streams)) as events:
+            async for event in events:
+                choice = choices[event.index]
+                if event.index in cut:
+                    continue
+                if event.kind == "delta":
+                    timing.mark_token()
+                    text = choice.text + event.text
+                    verdict = services.check_output(plan, text) if project is not None else {"flagged": False}
+                    if verdict["flagged"]:
+                        outcome.output_verdicts[event.index] = verdict
+                        if plan.flagged_output == "cut":
+                            safe = services.safe_prefix(project, text)
+                            piece = safe[len(choice.text):] if safe.startswith(choice.text) else ""
+                            if piece:
+                                choice.text += piece
+                                yield Event("delta", event.index, piece)
+                            choice.finish_reason = "content_filter"
+                            cut.add(event.index)
+                            yield Event("finish", event.index, finish_reason="content_filter")
+                            if len(cut) == len(choices):
+                                break  # closing the stream stops the upstream
+                            continue
+                    choice.text = text
+                    yield event
+                else:
+                    choice.finish_reason = event.finish_reason
+                    yield event
+        for stream in streams:
+            c = choices[stream.index]
+            c.prompt_tokens = stream.choice.prompt_tokens
+            c.completion_tokens = stream.choice.completion_tokens or stream.choice.completion_tokens
+    except UpstreamUnavailable as error:
+        outcome.error, outcome.status_code = str(error), 503
+        raise
+    except (asyncio.CancelledError, GeneratorExit):
+        outcome.incomplete = True
+        outcome.status_code = 499  # client closed the request (nginx's name for it)
+        raise
+    finally:
+        for stream in streams:  # tokens the upstream reported, even for a cut answer
+            c = choices[stream.index]
+            c.prompt_tokens = stream.choice.prompt_tokens or c.prompt_tokens
+            c.completion_tokens = stream.choice.completion_tokens or c.completion_tokens
+        outcome.ttft_ms, outcome.latency_ms = timing.ttft_ms, timing.elapsed_ms
+        await asyncio.shield(sync_to_async(services.finish)(plan, outcome))
