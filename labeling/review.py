@@ -150,6 +150,13 @@ def decide(item_id, reviewer, *, decision, note="", ranking=None, text=None, now
         return item
 
 
+def item_annotations(item: ReviewItem) -> list[Annotation]:
+    """What a reviewer judges: the item's annotation, or every counted annotation of its task."""
+    if item.annotation_id:
+        return [item.annotation]
+    return list(item.task.annotations.filter(is_rejected=False).select_related("annotator"))
+
+
 def rejected_work(project: Project, annotator) -> list[ReviewItem]:
     """The annotator's own rejected annotations in this project, with the reviewers' notes."""
     return list(ReviewItem.objects.filter(project=project, annotation__annotator=annotator,

@@ -6,6 +6,7 @@ from rest_framework import serializers
 from .exporting import pseudonym
 from .importing import _RowChecker
 from .models import Annotation, Assignment, Candidate, ComparisonTask, PreferencePair, Project, Prompt
+from .review import item_annotations
 from .services import PRIORITY_RANGE, text_problem
 
 
@@ -326,8 +327,7 @@ class ReviewItemSerializer(serializers.Serializer):
         return [{"id": c.pk, "text": c.text} for c in item.task.candidates.order_by("id")]
 
     def get_annotations(self, item) -> list:
-        annotations = [item.annotation] if item.annotation_id else list(
-            item.task.annotations.filter(is_rejected=False).select_related("annotator"))
+        annotations = item_annotations(item)
         return [{"id": a.pk, "annotator": a.annotator.get_username(), "ranking": a.ranking, "flags": a.flags,
                  "rationale": a.rationale, "reply": a.ideal_answer} for a in annotations]
 

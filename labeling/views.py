@@ -244,8 +244,7 @@ def _ranking_from_letters(text, letters):
 
 
 def _verdicts(item, letter_of):
-    annotations = [item.annotation] if item.annotation else list(
-        item.task.annotations.filter(is_rejected=False).select_related("annotator"))
+    annotations = review.item_annotations(item)
     return [{"annotator": a.annotator.get_username(),
              "ranking": " > ".join(" = ".join(letter_of.get(cid, "?") for cid in tier) for tier in a.ranking),
              "flags": ", ".join(f"{letter_of.get(int(cid), '?')}: {', '.join(names)}" for cid, names in a.flags.items()),
