@@ -7,6 +7,8 @@ from django.contrib.auth import get_user_model
 
 from labeling import services
 from labeling.models import Candidate, Project, Prompt
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.rlhf import Worker, database_url_of
 
 SHARED_DATA = Path(os.environ.get("RANKLOOP_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -81,3 +83,40 @@ def tiny_model_dir(tmp_path_factory):
     from models_app.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="package")  # stopped once this package's tests are done
+def worker_process(django_db_setup, django_db_blocker, model_store, tmp_path_factory):
+    from django.db import connection
+
+    from rankloop.celery import app
+
+    with django_db_blocker.unblock():
+        url = database_url_of(connection)
+    app.control.purge()  # leftovers of an earlier, interrupted run
+    worker = Worker(url, model_store, tmp_path_factory.mktemp("worker") / "celery.log")
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def worker(worker_process, transactional_db):
+    """A running worker (restarted if a test killed it); data is committed so it sees it."""
+    return worker_process.start()
+
+
+@pytest.fixture
+def browser_page():
+    """A page in Debian's Chromium driven by Playwright (tests using it skip where it is absent)."""
+    from django.db import connections
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.set_default_timeout(20000)
+        yield page
+        browser.close()
+        # The test's ORM calls ran while Playwright's loop was current, on connections of that
+        # context; closed here, or the test database cannot be dropped at the end of the run.
+        connections.close_all()

@@ -3,7 +3,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
-from tests.api.conftest import token_client
+from tests.support.api import token_client
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "pw-for-tests-123"

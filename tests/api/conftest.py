@@ -1,15 +1,8 @@
 """API test fixtures: DRF clients authenticated by token as admin, annotator, outsider."""
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-
-def token_client(user=None):
-    client = APIClient()
-    if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
+from tests.support.api import token_client
 
 
 @pytest.fixture
@@ -45,9 +38,3 @@ def project(make_project, annotator):
 @pytest.fixture
 def ranking_project(make_project, annotator):
     return make_project("Rankings", annotators=[annotator], mode="ranking", candidates_per_prompt=4)
-
-
-def jsonl(*rows):
-    import orjson
-
-    return b"\n".join(orjson.dumps(r) for r in rows) + b"\n"

@@ -5,28 +5,12 @@ import io
 import orjson
 import pytest
 from django.core.management import call_command
-from django.http import StreamingHttpResponse
 
-from labeling import services
 from labeling.formats import pair_id
 from labeling.models import PreferencePair
+from tests.support.api import rank_all, read_export
 
 pytestmark = pytest.mark.django_db
-
-
-def rank_all(project, annotator, order=lambda ids: sorted(ids), payload_extra=None):
-    """The annotator ranks every task they get: candidates in `order` of their ids."""
-    while (assignment := services.assign_next(project, annotator)) is not None:
-        ranking = [[c] for c in order(assignment.shown_order)]
-        services.submit_annotation(assignment.pk, annotator, {"ranking": ranking, **(payload_extra or {})})
-
-
-def read_export(client, project, query=""):
-    response = client.get(f"/api/v1/projects/{project.slug}/export/{query}")
-    assert response.status_code == 200, getattr(response, "content", b"")
-    assert isinstance(response, StreamingHttpResponse)
-    body = b"".join(response.streaming_content)
-    return response, [orjson.loads(line) for line in body.splitlines()]
 
 
 @pytest.fixture

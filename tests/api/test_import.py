@@ -7,7 +7,7 @@ from django.test import override_settings
 
 from labeling.models import Candidate, ComparisonTask, Prompt
 
-from .conftest import jsonl
+from tests.support.api import jsonl
 
 pytestmark = pytest.mark.django_db
 

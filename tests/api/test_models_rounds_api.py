@@ -4,7 +4,7 @@ import pytest
 
 from models_app.models import Deployment
 
-from .test_export import rank_all
+from tests.support.api import rank_all
 
 pytestmark = pytest.mark.django_db
 

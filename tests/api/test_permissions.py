@@ -6,7 +6,7 @@ from rest_framework.authtoken.models import Token
 from labeling import services
 from labeling.models import Annotation, Assignment, Candidate, Prompt
 
-from .conftest import jsonl, token_client
+from tests.support.api import jsonl, token_client
 
 pytestmark = pytest.mark.django_db
 

@@ -9,14 +9,9 @@ import pytest
 
 from labeling.models import Candidate, ComparisonTask, PreferencePair, Prompt
 
-from .conftest import jsonl
+from tests.support.api import jsonl, post
 
 pytestmark = pytest.mark.django_db
-
-
-def post(client, project, body, query="?source=public", content_type="application/x-ndjson"):
-    return client.post(f"/api/v1/projects/{project.slug}/preferences/import/{query}", data=body,
-                       content_type=content_type)
 
 
 def pairs_of(project):

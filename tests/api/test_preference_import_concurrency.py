@@ -8,7 +8,7 @@ from django.db import connection
 from labeling import preference_import
 from labeling.models import Candidate, PreferencePair, Prompt
 
-from .conftest import jsonl, token_client
+from tests.support.api import jsonl, token_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

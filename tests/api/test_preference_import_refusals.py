@@ -7,8 +7,8 @@ from django.test import override_settings
 
 from labeling.models import Candidate, PreferencePair, Prompt
 
-from .conftest import jsonl
-from .test_preference_import import post
+from tests.support.api import jsonl
+from tests.support.api import post
 
 pytestmark = pytest.mark.django_db
 

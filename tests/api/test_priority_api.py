@@ -7,7 +7,7 @@ from django.core.management import call_command
 
 from labeling.models import Candidate, ComparisonTask, Prompt
 
-from .conftest import jsonl
+from tests.support.api import jsonl
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rest_framework.throttling import SimpleRateThrottle
 
-from tests.api.conftest import token_client
+from tests.support.api import token_client
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]

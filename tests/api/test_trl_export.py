@@ -3,7 +3,7 @@ RewardTrainer (standard format) and DPOTrainer (conversational format) on the ti
 import pytest
 
 
-from .test_export import rank_all
+from tests.support.api import rank_all
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 

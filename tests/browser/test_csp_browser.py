@@ -1,35 +1,20 @@
 """In a real Chromium the pages a person uses, with htmx and the API docs, work under the
 Content-Security-Policy and report no violation."""
 import os
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
 
 from labeling.models import Annotation
-from tests.browser.csp_watch import violations, watch
+from tests.support.csp import violations, watch
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+from tests.support.browser import CHROMIUM
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"),
 ]
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture
-def browser_page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1300, "height": 900})
-        page.set_default_timeout(20000)
-        yield page
-        browser.close()
 
 
 def log_in(page, live_server, username, password):

@@ -1,17 +1,13 @@
 """An annotator ranks two tasks in a real Chromium with the keyboard alone."""
 import os
-from pathlib import Path
 
 import pytest
-from django.db import connections
 from django.urls import reverse
 
 from labeling import services
 from labeling.models import Annotation, Assignment
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+from tests.support.browser import CHROMIUM
 
 pytestmark = [
     pytest.mark.browser,
@@ -19,21 +15,6 @@ pytestmark = [
 ]
 # Playwright's sync API runs an event loop in this thread; the ORM calls here are still sync.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture
-def browser_page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1300, "height": 900})
-        page.set_default_timeout(15000)
-        yield page
-        browser.close()
-        # The test's ORM calls ran while Playwright's loop was current, on connections of that
-        # context; closed here, or the test database cannot be dropped at the end of the run.
-        connections.close_all()
 
 
 def test_annotator_ranks_two_tasks_with_the_keyboard(live_server, browser_page, make_project, make_tasks, make_user):

@@ -6,7 +6,7 @@ from django.urls import reverse
 from labeling import services
 from labeling.models import Candidate, Prompt
 
-from .test_keyboard_ranking import CHROMIUM, browser_page  # noqa: F401  (fixture)
+from tests.support.browser import CHROMIUM
 
 pytestmark = [
     pytest.mark.browser,

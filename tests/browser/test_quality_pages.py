@@ -7,8 +7,8 @@ from django.urls import reverse
 from labeling import importing, quality, services
 from labeling.models import Annotation, Membership, PreferencePair
 
-from .csp_watch import violations, watch
-from .test_keyboard_ranking import CHROMIUM, browser_page  # noqa: F401  (fixture)
+from tests.support.csp import violations, watch
+from tests.support.browser import CHROMIUM
 
 pytestmark = [
     pytest.mark.browser,

@@ -1,7 +1,6 @@
 """The demo with a REAL Celery worker (the Worker of tests/rlhf, started once for this package)."""
 import pytest
 
-from tests.rlhf.conftest import worker, worker_process  # noqa: F401  (fixtures, used by name)
 
 
 @pytest.fixture(scope="session")

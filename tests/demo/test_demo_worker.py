@@ -12,7 +12,7 @@ from labeling.models import Candidate, ComparisonTask, Project
 from models_app import services
 from models_app.default_model import DEFAULT_MODEL_NAME
 from models_app.models import GenerationJob
-from tests.rlhf.conftest import wait_for
+from tests.support.rlhf import wait_for
 
 pytestmark = [pytest.mark.celery, pytest.mark.slow]
 

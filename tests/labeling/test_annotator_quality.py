@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from labeling import quality, services
 
-from .quality_support import answer, make_gold
+from tests.support.quality import answer, make_gold
 
 
 def test_gold_accuracy_agreement_and_skips_per_annotator(client, admin_user, make_project, make_tasks, make_user):

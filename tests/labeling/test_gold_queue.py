@@ -6,7 +6,7 @@ from scipy.stats import binomtest
 from labeling import services
 from labeling.models import ComparisonTask, PreferencePair
 
-from .quality_support import answer, make_gold
+from tests.support.quality import answer, make_gold
 
 
 def test_gold_is_served_at_the_configured_share_and_never_twice(make_project, make_tasks, make_user):

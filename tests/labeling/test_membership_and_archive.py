@@ -5,7 +5,7 @@ import pytest
 from labeling import services
 from labeling.models import Annotation, Assignment, ComparisonTask, PreferencePair, Project
 
-from ..api.conftest import token_client
+from tests.support.api import token_client
 
 pytestmark = pytest.mark.django_db
 

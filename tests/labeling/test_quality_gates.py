@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from labeling import services
 from labeling.models import Assignment, Membership
 
-from .quality_support import answer, make_gold
+from tests.support.quality import answer, make_gold
 
 
 def test_a_careless_annotator_is_paused_after_n_gold_tasks(make_project, make_tasks, make_user):

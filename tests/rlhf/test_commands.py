@@ -9,7 +9,7 @@ from labeling.formats import conversational_row, standard_row
 from models_app import services as models
 from rlhf.models import Round
 
-from .conftest import TINY
+from tests.support.rlhf import TINY
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from django.urls import reverse
 from labeling.models import Prompt
 from rlhf import datasets
 
-from .conftest import add_prompts, annotate_all, hand_written_tasks
+from tests.support.rlhf import add_prompts, annotate_all, hand_written_tasks
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from rlhf import services
 from rlhf.models import MetricPoint, Round, TrainingRun
 from rlhf.launcher import group_members, last_checkpoint
 
-from .conftest import TINY, TINY_PPO, add_prompts, annotate_all, wait_for
+from tests.support.rlhf import TINY, TINY_PPO, add_prompts, annotate_all, wait_for
 
 pytestmark = [pytest.mark.celery, pytest.mark.slow]
 

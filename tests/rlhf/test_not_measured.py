@@ -11,7 +11,7 @@ from models_app.models import ModelVersion
 from rlhf import config, services
 from rlhf.models import Round
 
-from .conftest import TINY, wait_for
+from tests.support.rlhf import TINY, wait_for
 
 
 def test_the_deploy_rule_does_not_hold_on_a_figure_not_measured():

@@ -10,8 +10,8 @@ from django.urls import reverse
 
 from rlhf import services
 
-CHROMIUM = Path("/usr/bin/chromium")
 CHARTJS = Path(settings.BASE_DIR) / "node_modules" / "chart.js" / "dist" / "chart.umd.min.js"
+from tests.support.browser import CHROMIUM
 
 pytestmark = [
     pytest.mark.browser,
@@ -71,7 +71,7 @@ def test_round_page_draws_charts_and_follows_progress(live_server, labeled_proje
 def test_launch_page_recounts_the_pairs_when_a_filter_changes(live_server, labeled_project, make_user):
     from playwright.sync_api import sync_playwright
 
-    from .conftest import add_prompts, annotate_all, hand_written_tasks
+    from tests.support.rlhf import add_prompts, annotate_all, hand_written_tasks
 
     hand_written_tasks(labeled_project, add_prompts(labeled_project, 2, start=100))
     annotate_all(labeled_project, labeled_project.annotator, tie=True)

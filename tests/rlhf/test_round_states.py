@@ -13,7 +13,7 @@ from models_app.models import GenerationJob, ModelVersion
 from rlhf import services
 from rlhf.models import Round, TrainingRun
 
-from .conftest import add_prompts
+from tests.support.rlhf import add_prompts
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from labeling.models import Prompt
 from rlhf import config, datasets, services
 from rlhf.models import Round, TrainingRun
 
-from .conftest import add_prompts, annotate_all, hand_written_tasks
+from tests.support.rlhf import add_prompts, annotate_all, hand_written_tasks
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ def test_launch_then_watch_then_cancel(staff_client, labeled_project, admin_user
 
 
 def test_generate_starts_a_labeling_round(staff_client, project_with_policy):
-    from .conftest import add_prompts
+    from tests.support.rlhf import add_prompts
 
     add_prompts(project_with_policy, 3)
     response = staff_client.post(reverse("rlhf:generate", args=[project_with_policy.slug]), {"prompts": "2"})

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT, database_url_of
+from tests.support.rlhf import ROOT, database_url_of
 
 SCRIPT = r"""
 import json, sys, time

@@ -1,7 +1,6 @@
 """The chat page in a real Chromium, served by uvicorn from rankloop.asgi under the site's CSP:
 type, stream, stop, regenerate, vote; no CSP violation."""
 import re
-from pathlib import Path
 
 import pytest
 from django.db import connections
@@ -9,9 +8,7 @@ from playwright.sync_api import expect
 
 from serving.models import ChatComparison, Feedback, Message
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
     pytest.mark.browser,
