@@ -19,6 +19,7 @@ from django.utils import timezone
 from rankloop import rawsql
 
 from . import quality, review
+from .errors import Conflict, InvalidSubmission, LabelingError, NotAllowed, NotFound, NotYours, Paused  # noqa: F401
 from .models import (
     Annotation,
     Assignment,
@@ -29,48 +30,6 @@ from .models import (
     Project,
     Prompt,
 )
-
-
-class LabelingError(Exception):
-    """A user-facing refusal. `status` is the HTTP status the edge should answer with."""
-
-    status = 400
-    code = "invalid"
-
-    def __init__(self, message, errors=None):
-        super().__init__(message)
-        self.message = message
-        self.errors = errors or {}
-
-
-class InvalidSubmission(LabelingError):
-    status = 400
-    code = "invalid_submission"
-
-
-class NotAllowed(LabelingError):
-    status = 403
-    code = "not_allowed"
-
-
-class NotYours(NotAllowed):
-    """Someone else's assignment (the API answers 404, as for any assignment not yours)."""
-
-
-class Paused(NotAllowed):
-    """The annotator is paused in this project (a quality gate, or staff); the reason says why."""
-
-    code = "paused"
-
-
-class NotFound(LabelingError):
-    status = 404
-    code = "not_found"
-
-
-class Conflict(LabelingError):
-    status = 409
-    code = "conflict"
 
 
 def text_problem(value: str) -> str | None:
