@@ -19,6 +19,7 @@ from rankloop.api_common import IgnoreFormatParam, IsAdmin, IsAdminOrReadOnly
 
 from . import exporting, importing, preference_import, quality, review, services
 from .models import Annotation, Assignment, Candidate, ComparisonTask, PreferencePair, Project, Prompt, ReviewItem
+from .pair_filters import PairFilters
 from .serializers import (
     AnnotationSerializer,
     AnnotatorProjectSerializer,
@@ -319,7 +320,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         """The project's preference data as JSON Lines, streamed as it is read."""
         project = self.get_object()
         fmt = exporting.check_format(request.query_params.get("format"))
-        filters = exporting.ExportFilters.from_params(request.query_params)
+        filters = PairFilters.from_params(request.query_params)
         response = StreamingHttpResponse(exporting.export_lines(project, fmt, filters),
                                          content_type="application/x-ndjson")
         response["Content-Disposition"] = f'attachment; filename="{exporting.export_filename(project, fmt)}"'

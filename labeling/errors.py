@@ -39,3 +39,10 @@ class NotFound(LabelingError):
 class Conflict(LabelingError):
     status = 409
     code = "conflict"
+
+
+class ExportError(LabelingError):
+    """Bad export settings: a format, or filters on the pairs, that do not exist."""
+
+    status = 400
+    code = "invalid_export"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
 
 import orjson
 from django.conf import settings
@@ -20,87 +19,11 @@ from django.utils import timezone
 
 from . import formats
 from .models import Annotation, Candidate, ComparisonTask, PreferencePair, Project, Prompt
-from .services import LabelingError, preference_pairs, text_problem
+from .errors import ExportError
+from .pair_filters import PairFilters
 
 FORMATS = ("standard", "conversational", "raw", "sft")
 PAGE_SIZE = 2000
-
-
-class ExportError(LabelingError):
-    status = 400
-    code = "invalid_export"
-
-
-@dataclass
-class ExportFilters:
-    rounds: list | None = None  # round numbers within the project
-    min_agreement: float | None = None
-    include_ties: bool = False
-    include_gold: bool = False
-    split: str | None = None
-    sources: list | None = None  # e.g. ["labels", "import:hh-rlhf"]
-
-    @classmethod
-    def from_params(cls, params) -> "ExportFilters":
-        """From query parameters (or command options): rounds=1,2 min_agreement=0.7
-        ties=include|exclude gold=include|exclude split=train|heldout source=labels,import:hh
-        (repeatable: source=labels&source=import:hh)."""
-        errors = {}
-        sources = _sources(params, errors)
-        rounds = None
-        raw_rounds = params.get("rounds") or params.get("round")
-        if raw_rounds:
-            try:
-                rounds = sorted({int(r) for r in str(raw_rounds).split(",") if r.strip()})
-                if any(r < 0 or r > 2**31 for r in rounds):
-                    raise ValueError
-            except ValueError:
-                errors["rounds"] = "Round numbers, comma-separated (e.g. rounds=1,2)."
-        min_agreement = params.get("min_agreement")
-        if min_agreement not in (None, ""):
-            try:
-                min_agreement = float(min_agreement)
-                if not 0.0 <= min_agreement <= 1.0:
-                    raise ValueError
-            except (TypeError, ValueError):
-                errors["min_agreement"] = "A number from 0 to 1."
-                min_agreement = None
-        else:
-            min_agreement = None
-        include = {}
-        for name in ("ties", "gold"):
-            value = str(params.get(name) or "exclude").lower()
-            if value not in ("include", "exclude", "true", "false", "1", "0"):
-                errors[name] = "include or exclude."
-            include[name] = value in ("include", "true", "1")
-        split = params.get("split") or None
-        if split not in (None, *Prompt.Split.values):
-            errors["split"] = f"One of {', '.join(Prompt.Split.values)}."
-        if errors:
-            raise ExportError("Bad export filters: " + "; ".join(f"{k}: {v}" for k, v in errors.items()), errors)
-        return cls(rounds=rounds, min_agreement=min_agreement, include_ties=include["ties"],
-                   include_gold=include["gold"], split=split, sources=sources)
-
-
-def _sources(params, errors):
-    """The `source` filter: names, comma-separated or repeated (also as `sources`)."""
-    values = []
-    for name in ("source", "sources"):
-        if hasattr(params, "getlist"):
-            values += params.getlist(name)
-        elif params.get(name) is not None:
-            given = params[name]
-            values += given if isinstance(given, (list, tuple)) else [given]
-    names = []
-    for value in values:
-        if not isinstance(value, str):
-            errors["source"] = "Source names, comma-separated (e.g. source=labels,import:hh-rlhf)."
-            return None
-        names += [n.strip() for n in value.split(",") if n.strip()]
-    if any(len(n) > 120 or text_problem(n) for n in names):
-        errors["source"] = "Source names of at most 120 characters (e.g. labels, import:hh-rlhf)."
-        return None
-    return sorted(set(names)) or None
 
 
 def check_format(fmt) -> str:
@@ -122,13 +45,7 @@ def pseudonym(user_id: int) -> str:
     return "annotator-" + digest.hexdigest()[:16]
 
 
-def _round_ids(project, numbers):
-    from rlhf.models import Round
-
-    return list(Round.objects.filter(project=project, number__in=numbers).values_list("id", flat=True))
-
-
-def export_lines(project: Project, fmt: str, filters: ExportFilters, *, page_size=PAGE_SIZE):
+def export_lines(project: Project, fmt: str, filters: PairFilters, *, page_size=PAGE_SIZE):
     """The export as an iterator of bytes chunks (one per keyset page) of JSON Lines."""
     fmt = check_format(fmt)
     if fmt in ("raw", "sft"):
@@ -153,7 +70,7 @@ def export_lines(project: Project, fmt: str, filters: ExportFilters, *, page_siz
             for pk, prompt_id, chosen, rejected, margin, source in page)
 
 
-def export_rows(project: Project, fmt: str, filters: ExportFilters, *, page_size=PAGE_SIZE):
+def export_rows(project: Project, fmt: str, filters: PairFilters, *, page_size=PAGE_SIZE):
     """The same rows as dicts (for Python callers and tests)."""
     fmt = check_format(fmt)
     if fmt in ("raw", "sft"):
@@ -169,12 +86,7 @@ def export_rows(project: Project, fmt: str, filters: ExportFilters, *, page_size
 def _pair_pages(project, filters, page_size):
     """Keyset pages of (pair id, prompt id, chosen id, rejected id, margin, source), each with the
     messages of its prompts and the texts of their candidates (fetched once per page)."""
-    rounds = _round_ids(project, filters.rounds) if filters.rounds else None
-    if filters.rounds and not rounds:
-        return
-    pairs = preference_pairs(project, rounds=rounds, min_agreement=filters.min_agreement,
-                             include_ties=filters.include_ties, include_gold=filters.include_gold,
-                             split=filters.split, sources=filters.sources)
+    pairs = filters.pairs(project)
     last = 0
     while True:
         page = list(pairs.filter(id__gt=last).values_list(
@@ -193,7 +105,7 @@ def _raw_pages(project, filters, page_size):
         return  # raw rows are annotations: their source is "labels"
     annotations = Annotation.objects.filter(task__project=project)
     if filters.rounds:
-        annotations = annotations.filter(task__round__in=_round_ids(project, filters.rounds))
+        annotations = annotations.filter(task__round__number__in=filters.rounds)
     if not filters.include_gold:
         annotations = annotations.filter(task__is_gold=False)
     if filters.split:
@@ -231,7 +143,7 @@ def sft_annotations(project, filters):
     beside a ranking; not rejected by a reviewer, gold only when asked for."""
     annotations = Annotation.objects.filter(task__project=project, is_rejected=False).exclude(ideal_answer="")
     if filters.rounds:
-        annotations = annotations.filter(task__round__in=_round_ids(project, filters.rounds))
+        annotations = annotations.filter(task__round__number__in=filters.rounds)
     if not filters.include_gold:
         annotations = annotations.filter(task__is_gold=False)
     if filters.split:

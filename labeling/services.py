@@ -975,28 +975,3 @@ def annotations_per_annotator(project: Project):
         .order_by("-n")
     )
 
-
-# --- preference data, shared by the export API and the training rounds ----------------------
-
-
-def preference_pairs(project=None, *, rounds=None, min_agreement=None, include_ties=False,
-                     include_gold=False, split=None, sources=None):
-    """The aggregated pairs that a dataset is built from, in stable id order. `split` is
-    'train' or 'heldout' (by prompt, the same split the training rounds use); `sources` keeps
-    the pairs from these sources only ("labels", "import:<name>", ...)."""
-    pairs = PreferencePair.objects.all()
-    if project is not None:
-        pairs = pairs.filter(project=project)
-    if sources:
-        pairs = pairs.filter(source__in=sources)
-    if rounds:
-        pairs = pairs.filter(round__in=rounds)
-    if min_agreement is not None:
-        pairs = pairs.filter(agreement__gte=min_agreement)
-    if not include_ties:
-        pairs = pairs.filter(is_tie=False)
-    if not include_gold:
-        pairs = pairs.filter(is_gold=False)
-    if split:
-        pairs = pairs.filter(split=split)
-    return pairs.order_by("id")

@@ -2,12 +2,10 @@
 preference rows, split by prompt (Prompt.split, stable across rounds), gold tasks excluded."""
 from __future__ import annotations
 
-from labeling.formats import conversational_row
+from labeling.errors import ExportError
+from labeling.exporting import export_rows
 from labeling.models import Annotation, Prompt
-from labeling.services import pair_sources, preference_pairs
-
-FILTER_KEYS = {"min_agreement", "include_ties", "rounds", "sources"}
-
+from labeling.pair_filters import PairFilters
 
 def _error(message):
     from .services import RoundError
@@ -16,58 +14,16 @@ def _error(message):
 
 
 def validate_filters(project, filters) -> dict:
-    """{"min_agreement": 0..1, "include_ties": bool, "rounds": [round numbers], "sources": [pair
-    sources, e.g. "labels" (the annotators') or "import:hh-rlhf"]}"""
-    if not isinstance(filters, dict):
-        raise _error("Data filters must be an object, e.g. {\"min_agreement\": 0.6}.")
-    bad = sorted(set(filters) - FILTER_KEYS)
-    if bad:
-        raise _error(f"Unknown data filter(s) {', '.join(bad)}; use {', '.join(sorted(FILTER_KEYS))}.")
-    clean = {}
-    if filters.get("min_agreement") not in (None, ""):
-        try:
-            value = float(filters["min_agreement"])
-        except (TypeError, ValueError):
-            raise _error("min_agreement must be a number between 0 and 1.")
-        if not 0.0 <= value <= 1.0:
-            raise _error("min_agreement must be between 0 and 1.")
-        clean["min_agreement"] = value
-    if "include_ties" in filters:
-        if not isinstance(filters["include_ties"], bool):
-            raise _error("include_ties must be true or false.")
-        clean["include_ties"] = filters["include_ties"]
-    if filters.get("rounds"):
-        rounds = filters["rounds"]
-        if not isinstance(rounds, list) or not all(isinstance(n, int) and not isinstance(n, bool) for n in rounds):
-            raise _error("rounds must be a list of round numbers.")
-        known = set(project.rounds.filter(number__in=rounds).values_list("number", flat=True))
-        missing = sorted(set(rounds) - known)
-        if missing:
-            raise _error(f"{project} has no round(s) {', '.join(map(str, missing))}.")
-        clean["rounds"] = sorted(set(rounds))
-    if filters.get("sources"):
-        sources = filters["sources"]
-        if isinstance(sources, str):
-            sources = [sources]
-        if not isinstance(sources, list) or not all(isinstance(s, str) and s.strip() for s in sources):
-            raise _error('sources must be a list of pair sources, e.g. ["labels", "import:hh-rlhf"].')
-        sources = sorted({s.strip() for s in sources})
-        known = pair_sources(project)
-        missing = [s for s in sources if s not in known]
-        if missing:
-            raise _error(f"{project} has no pairs from {', '.join(repr(s[:120]) for s in missing)}; "
-                         f"its sources are {', '.join(known) or 'none yet'}.")
-        clean["sources"] = sources
-    return clean
+    """A round's data filters, checked against the project's pairs, in their stored form (see
+    labeling.pair_filters: the export reads the same filters)."""
+    try:
+        return PairFilters.check_settings(project, filters)
+    except ExportError as exc:
+        raise _error(exc.message) from None
 
 
 def filtered_pairs(project, filters: dict, *, split=None):
-    rounds = None
-    if filters.get("rounds"):
-        rounds = list(project.rounds.filter(number__in=filters["rounds"]))
-    return preference_pairs(project, rounds=rounds, min_agreement=filters.get("min_agreement"),
-                            include_ties=filters.get("include_ties", False), include_gold=False, split=split,
-                            sources=filters.get("sources"))
+    return PairFilters.from_settings(filters, split=split).pairs(project)
 
 
 def pair_breakdown(project, filters: dict) -> dict:
@@ -90,7 +46,7 @@ def pair_breakdown(project, filters: dict) -> dict:
         kept &= Q(is_tie=False)
     if filters.get("min_agreement") is not None:
         counts["low_agreement"] = Count("id", filter=kept & ~Q(agreement__gte=filters["min_agreement"]))
-    left_out = preference_pairs(project, include_ties=True, include_gold=True).aggregate(**counts)
+    left_out = PairFilters(include_ties=True, include_gold=True).pairs(project).aggregate(**counts)
     used = filtered_pairs(project, filters).aggregate(
         used=Count("id"), train=Count("id", filter=Q(split=Prompt.Split.TRAIN)),
         heldout=Count("id", filter=Q(split=Prompt.Split.HELDOUT)))
@@ -123,7 +79,7 @@ def describe_breakdown(counts: dict) -> str:
 def check_enough_data(project, filters: dict) -> dict:
     """Refuse, saying what is missing, when the pairs cannot train a reward model: none at all,
     only ties, a single prompt, or nothing on the training side of the split."""
-    everything = preference_pairs(project, include_ties=True, include_gold=False)
+    everything = PairFilters(include_ties=True).pairs(project)
     if not everything.exists():
         raise _error(f"{project} has no preference pairs yet: annotators must rank candidates "
                      "on at least two prompts before a round can train.")
@@ -146,9 +102,9 @@ def check_enough_data(project, filters: dict) -> dict:
 
 
 def preference_rows(project, filters: dict, *, split: str) -> list[dict]:
-    """TRL conversational preference rows for one side of the split."""
-    pairs = filtered_pairs(project, filters, split=split).select_related("prompt", "chosen", "rejected")
-    return [conversational_row(p.pk, p.prompt.messages, p.chosen.text, p.rejected.text, p.margin) for p in pairs]
+    """TRL conversational preference rows for one side of the split: the rows the export gives
+    for these filters (format `conversational`), so what exports is exactly what trains."""
+    return list(export_rows(project, "conversational", PairFilters.from_settings(filters, split=split)))
 
 
 def policy_prompts(project, *, split: str = Prompt.Split.TRAIN, limit: int | None = None) -> list[list[dict]]:

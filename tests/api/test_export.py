@@ -8,6 +8,7 @@ from django.core.management import call_command
 
 from labeling.formats import pair_id
 from labeling.models import PreferencePair
+from labeling.pair_filters import PairFilters
 from tests.support.api import rank_all, read_export
 
 pytestmark = pytest.mark.django_db
@@ -88,7 +89,7 @@ def test_raw_export_has_every_ranking_with_pseudonymous_annotators(admin_api, ra
 def test_export_is_paged_by_keyset(ranked):
     from labeling import exporting
 
-    rows = list(exporting.export_rows(ranked, "standard", exporting.ExportFilters(), page_size=5))
+    rows = list(exporting.export_rows(ranked, "standard", PairFilters(), page_size=5))
     assert [r["id"] for r in rows] == [pair_id(p) for p in
                                        PreferencePair.objects.filter(project=ranked).order_by("id")
                                        .values_list("id", flat=True)]
@@ -107,6 +108,6 @@ def test_streamed_bytes_are_the_rows_encoded(ranked, fmt):
     """The byte-splicing fast path writes exactly orjson's encoding of the format's rows."""
     from labeling import exporting
 
-    filters = exporting.ExportFilters()
+    filters = PairFilters()
     streamed = b"".join(exporting.export_lines(ranked, fmt, filters, page_size=4))
     assert streamed == b"".join(orjson.dumps(r) + b"\n" for r in exporting.export_rows(ranked, fmt, filters))

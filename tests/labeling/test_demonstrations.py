@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from labeling import exporting, importing, review, services
 from labeling.models import Annotation, ComparisonTask, ReviewItem
+from labeling.pair_filters import PairFilters
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def test_a_reviewer_edits_a_reply_and_the_export_has_the_edit(demo_project, anno
     review.decide(item.pk, admin_user, decision="edit", text="Boil it 8 to 10 minutes for a hard yolk.")
     item.refresh_from_db()
     assert item.status == "edited" and item.original_text == "Boil it 3 minutes."
-    rows = list(exporting.export_rows(demo_project, "sft", exporting.ExportFilters()))
+    rows = list(exporting.export_rows(demo_project, "sft", PairFilters()))
     assert rows[0]["messages"][-1]["content"] == "Boil it 8 to 10 minutes for a hard yolk."
 
 
@@ -91,7 +92,7 @@ def test_sft_trainer_trains_on_the_export(demo_project, annotator, tiny_model_di
         assignment = services.assign_next(demo_project, annotator)
         services.submit_annotation(assignment.pk, annotator, {"ideal_answer": reply})
     path = tmp_path / "sft.jsonl"
-    path.write_bytes(b"".join(exporting.export_lines(demo_project, "sft", exporting.ExportFilters())))
+    path.write_bytes(b"".join(exporting.export_lines(demo_project, "sft", PairFilters())))
     torch.set_num_threads(1)
     dataset = load_dataset("json", data_files=str(path), split="train")
     trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),

@@ -5,6 +5,7 @@ from scipy.stats import binomtest
 
 from labeling import services
 from labeling.models import ComparisonTask, PreferencePair
+from labeling.pair_filters import PairFilters
 
 from tests.support.quality import answer, make_gold
 
@@ -84,7 +85,7 @@ def test_gold_answers_never_reach_training_pairs(make_project, annotator):
     for _ in range(2):
         answer(services.assign_next(project, annotator), annotator)
     assert PreferencePair.objects.filter(project=project).count() == 2
-    assert not services.preference_pairs(project).exists()
+    assert not PairFilters().pairs(project).exists()
 
 
 @pytest.mark.parametrize("ranking", [None, [], [[1]], "best"])

@@ -5,7 +5,8 @@ import time
 import httpx
 from django.test import Client
 
-from labeling.exporting import ExportFilters, export_rows
+from labeling.exporting import export_rows
+from labeling.pair_filters import PairFilters
 from labeling.models import Annotation, PreferencePair, Prompt
 from serving import services
 from serving.models import ChatComparison, Conversation, Message, RequestAudit
@@ -103,10 +104,10 @@ def test_chat_traffic_becomes_prompts_and_preference_pairs(serving_setup, make_u
     assert pair.chosen.text == "Reinforcement learning from human feedback."
     assert pair.prompt.source == "chat" and pair.chosen.external_source == "chat" and pair.source == "chat"
     assert Annotation.objects.get(task=pair.task).annotator == user  # the voter
-    rows = list(export_rows(project, "conversational", ExportFilters()))
+    rows = list(export_rows(project, "conversational", PairFilters()))
     assert [r["chosen"][0]["content"] for r in rows] == ["Reinforcement learning from human feedback."]
     assert rows[0]["source"] == "chat"
-    assert list(export_rows(project, "conversational", ExportFilters(sources=["labels"]))) == []
+    assert list(export_rows(project, "conversational", PairFilters(sources=["labels"]))) == []
     assert rows[0]["prompt"] == [{"role": "user", "content": "What is RLHF?"}]
 
     added, skipped = services.conversations_to_prompts(Conversation.objects.all())

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from labeling import exporting
 from labeling.models import Project
+from labeling.pair_filters import PairFilters
 from labeling.services import LabelingError
 
 
@@ -30,7 +31,7 @@ class Command(BaseCommand):
         except Project.DoesNotExist:
             raise CommandError(f"No project with slug {project!r}.")
         try:
-            filters = exporting.ExportFilters.from_params(options)
+            filters = PairFilters.from_params(options)
         except LabelingError as exc:
             raise CommandError(exc.message)
         out = open(output, "wb") if output else sys.stdout.buffer
