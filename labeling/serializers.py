@@ -3,7 +3,10 @@ State changes go through labeling.services (or labeling.importing)."""
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from rankloop.errors import RankloopError
+
 from .exporting import pseudonym
+from .extensions import check_project_setting
 from .importing import _RowChecker
 from .models import Annotation, Assignment, Candidate, ComparisonTask, PreferencePair, Project, Prompt
 from .review import item_annotations
@@ -60,14 +63,10 @@ class ProjectSerializer(serializers.ModelSerializer):
         if "decoding_config" in attrs and not isinstance(attrs["decoding_config"], dict):
             raise serializers.ValidationError({"decoding_config": "An object of decoding settings."})
         if "launcher" in attrs:
-            from rlhf import config as round_config
-            from rlhf.services import RoundError
-
             try:
-                attrs["launcher"] = round_config.validate_launcher(attrs["launcher"])
-                round_config.launcher_settings(attrs["launcher"], {})
-            except RoundError as exc:
-                raise serializers.ValidationError({"launcher": str(exc)})
+                attrs["launcher"] = check_project_setting("launcher", attrs["launcher"])
+            except (RankloopError, ValueError) as exc:
+                raise serializers.ValidationError({"launcher": str(exc)}) from None
         judge = attrs.get("judge")
         if judge is not None and judge.kind != "reward":
             raise serializers.ValidationError({"judge": f"{judge} is a {judge.kind} model; a judge is a reward model."})

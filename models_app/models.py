@@ -107,6 +107,8 @@ class GenerationJob(models.Model):
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="generation_jobs"
     )
     prompt_ids = models.JSONField(default=list)
+    k = models.PositiveSmallIntegerField(null=True, blank=True,
+                                         help_text="Answers per prompt; empty: the project's candidates per prompt.")
     decoding = models.JSONField(default=dict, blank=True, help_text="Overrides of the project's decoding config.")
     prepare_default_policy = models.BooleanField(
         default=False,

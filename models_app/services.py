@@ -6,6 +6,7 @@ import errno
 import logging
 from pathlib import Path
 
+from celery import signature
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -28,6 +29,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+GENERATION_TASK = "models_app.tasks.run_generation_job"
 
 
 class ModelRegistryError(ValueError):
@@ -355,13 +358,16 @@ def _advance_job(job, handled, created, refused):
         GenerationJob.objects.filter(pk=job.pk).update(refused=job.refused + refused)
 
 
-def start_generation(project, prompts=None, *, version=None, round=None, decoding=None, user=None) -> GenerationJob:
+def start_generation(project, prompts=None, *, version=None, round=None, k=None, decoding=None, user=None,
+                     then=None) -> GenerationJob:
     """Queue generation for `prompts` (default: every prompt of the project) on the gpu queue.
-    Settings are checked now, so a bad request is refused here rather than failing later."""
+    Settings are checked now, so a bad request is refused here rather than failing later.
+    `then`, a Celery signature (by name, immutable), runs after the job has finished (a round
+    uses it to open for labeling)."""
     version = version or deployed_policy(project)
     if version is None:
         raise GenerationError(f"No policy is deployed on {project}: deploy a model version first.")
-    return _queue_job(project, prompts, version=version, round=round, decoding=decoding, user=user)
+    return _queue_job(project, prompts, version=version, round=round, k=k, decoding=decoding, user=user, then=then)
 
 
 def start_default_policy_generation(project, prompts=None, *, decoding=None, user=None) -> GenerationJob:
@@ -383,29 +389,26 @@ def start_default_policy_generation(project, prompts=None, *, decoding=None, use
     return job
 
 
-def _queue_job(project, prompts, *, version=None, round=None, decoding=None, user=None, prepare_default_policy=False):
-    from .tasks import generate_candidates_task
-
-    _check_k(project.candidates_per_prompt, project_decoding(project, decoding))
+def _queue_job(project, prompts, *, version=None, round=None, k=None, decoding=None, user=None,
+               prepare_default_policy=False, then=None):
+    _check_k(k or project.candidates_per_prompt, project_decoding(project, decoding))
     prompt_ids = (
         list(project.prompts.values_list("pk", flat=True)) if prompts is None
         else [p.pk for p in _prompts_of(project, prompts)]
     )
     with transaction.atomic():
         job = GenerationJob.objects.create(
-            project=project, round=round, model_version=version, prompt_ids=prompt_ids,
+            project=project, round=round, model_version=version, prompt_ids=prompt_ids, k=k,
             decoding=decoding or {}, total=len(prompt_ids), created_by=user,
             prepare_default_policy=prepare_default_policy,
         )
-        transaction.on_commit(lambda: _enqueue(job, generate_candidates_task))
+        transaction.on_commit(lambda: _enqueue(job, then))
     return job
 
 
-def _enqueue(job, task):
-    result = task.delay(
-        job.project_id, job.prompt_ids, version_id=job.model_version_id, round_id=job.round_id,
-        decoding=job.decoding or None, job_id=job.pk,
-    )
+def _enqueue(job, then=None):
+    """Send the job to the worker by task name (this module never imports the tasks module)."""
+    result = signature(GENERATION_TASK, args=[job.pk], immutable=True).apply_async(link=then)
     GenerationJob.objects.filter(pk=job.pk).update(celery_task_id=result.id or "")
 
 
@@ -448,7 +451,7 @@ def run_generation_job(job_id) -> GenerationJob:
                 raise GenerationError(f"The bundled default policy is not available: {error}") from error
             GenerationJob.objects.filter(pk=job.pk).update(model_version=job.model_version)
         generate_candidates(
-            job.project, job.prompt_ids, version=job.model_version, round=job.round,
+            job.project, job.prompt_ids, version=job.model_version, k=job.k, round=job.round,
             decoding=job.decoding or None, job=job,
         )
     except Exception as error:

@@ -159,7 +159,7 @@ class RoundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def score_uncertainty(self, request):
         """Queue the scoring of a project's open tasks by its latest reward model (and the one
         before): with queue order uncertainty, what they cannot tell apart is labelled first."""
-        from . import tasks, uncertainty
+        from . import uncertainty
 
         slug = request.data.get("project") if isinstance(request.data, dict) else None
         project = Project.objects.filter(slug=slug).first() if isinstance(slug, str) else None
@@ -169,5 +169,5 @@ class RoundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             uncertainty.reward_models(project)
         except uncertainty.NoRewardModel as exc:
             raise ServiceRefusal(str(exc), status.HTTP_409_CONFLICT)
-        tasks.score_uncertainty.apply_async(args=[project.pk], queue="gpu")
+        services.queue_uncertainty_scoring(project)
         return Response(status=status.HTTP_202_ACCEPTED)

@@ -371,6 +371,13 @@ def validate_launcher(values, *, where: str = "launcher") -> dict:
     return clean
 
 
+def check_project_launcher(values) -> dict:
+    """A project's own launch settings, as a round would merge them (labeling stores them)."""
+    values = validate_launcher(values)
+    launcher_settings(values, {})
+    return values
+
+
 def launcher_settings(project_values: dict, round_values: dict) -> dict:
     """The settings a round launches with: the project's, then the round's, checked together."""
     merged = validate_launcher({**(project_values or {}), **(round_values or {})})

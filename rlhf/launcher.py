@@ -490,9 +490,7 @@ def plan_reward(run: TrainingRun, folder: Path) -> Stage:
         services.merge_round_metrics(round, {"rm_accuracy_heldout": accuracy, "pairs_train": len(train),
                                              "pairs_heldout": pairs})
         if round.project.queue_order == round.project.QueueOrder.UNCERTAINTY:
-            from . import tasks  # the new reward model re-orders the labeling queue
-
-            tasks.score_uncertainty.apply_async(args=[round.project_id], queue="gpu")
+            services.queue_uncertainty_scoring(round.project)  # the new reward model re-orders the queue
 
     return Stage("reward", config, finish)
 

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from celery import chain, signature
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, F, Max, TextField, Value, When
@@ -23,6 +24,12 @@ from . import config as round_config
 from .models import MetricPoint, Round, RoundTransition, TrainingRun
 
 logger = logging.getLogger(__name__)
+
+# The round's Celery tasks, by name (rlhf/tasks.py defines them).
+RUN_TASKS = {TrainingRun.Kind.REWARD: "rlhf.tasks.train_reward_model", TrainingRun.Kind.SFT: "rlhf.tasks.train_sft",
+             TrainingRun.Kind.EVAL: "rlhf.tasks.run_evaluation", "policy": "rlhf.tasks.train_policy"}
+FINISH_GENERATION_TASK = "rlhf.tasks.finish_generation"
+SCORE_UNCERTAINTY_TASK = "rlhf.tasks.score_uncertainty"
 
 S = Round.State
 TRANSITIONS = {
@@ -276,15 +283,15 @@ def next_round_number(project) -> int:
 
 
 def start_labeling_round(project, prompts, *, user=None, k=None, decoding=None) -> Round:
-    """A new round whose candidates the deployed policy writes (Celery, gpu queue); it moves to
-    labeling when they are in. Refuses when no policy is deployed or no prompts are given."""
-    from models_app.models import GenerationJob
-    from models_app.services import deployed_policy
+    """A new round whose candidates the deployed policy writes, through a GenerationJob like any
+    other generation (Celery, gpu queue); it moves to labeling when the job has finished.
+    Refuses when no policy is deployed, no prompts are given, or the settings are bad."""
+    from models_app import services as model_services
 
     prompts = list(prompts)
     if not prompts:
         raise RoundError("Choose at least one prompt to generate candidates for.")
-    policy = deployed_policy(project)
+    policy = model_services.deployed_policy(project)
     if policy is None:
         raise RoundError(f"No policy is deployed on {project}; deploy one before generating candidates.")
     with transaction.atomic():
@@ -294,53 +301,30 @@ def start_labeling_round(project, prompts, *, user=None, k=None, decoding=None) 
             hyperparameters={"generation": {"k": k, "decoding": decoding or {}}},
         )
         transition(round, S.GENERATING, user=user, note=f"{len(prompts)} prompts")
-        prompt_ids = [p.pk for p in prompts]
-        # The job carries the generation's progress, for the round page.
-        job = GenerationJob.objects.create(project=project, round=round, model_version=policy,
-                                           prompt_ids=prompt_ids, decoding=decoding or {}, total=len(prompt_ids),
-                                           created_by=_user(user))
-        transaction.on_commit(lambda: _enqueue_generation(round.pk, prompt_ids, job.pk))
+        try:
+            model_services.start_generation(
+                project, prompts, version=policy, round=round, k=k, decoding=decoding, user=_user(user),
+                then=signature(FINISH_GENERATION_TASK, args=[round.pk], immutable=True))
+        except (model_services.GenerationError, model_services.DecodingConfigError) as exc:
+            raise RoundError(str(exc)) from None
     return round
 
 
-def _enqueue_generation(round_id, prompt_ids, job_id):
-    from models_app.models import GenerationJob
-
-    from . import tasks
-
-    result = tasks.run_generation.delay(round_id, prompt_ids, job_id)
-    GenerationJob.objects.filter(pk=job_id).update(celery_task_id=result.id or "")
-
-
-def generate_for_round(round: Round, prompt_ids, job_id=None) -> int:
-    """Write the round's candidates with the deployed policy, then open it for labeling."""
-    from labeling.models import Prompt
-    from models_app import services as model_services
-    from models_app.models import GenerationJob
-
+def finish_generation(round: Round) -> Round:
+    """After the round's generation job: open the round for labeling, or fail it with the job's
+    reason. A round cancelled meanwhile stays cancelled (its candidates stay)."""
     round.refresh_from_db()
-    if round.state != S.GENERATING:
-        return 0
-    options = round.hyperparameters.get("generation", {})
-    job = GenerationJob.objects.filter(pk=job_id, round=round).first() if job_id else None
-    jobs = GenerationJob.objects.filter(pk=getattr(job, "pk", None))
-    jobs.update(status=GenerationJob.Status.RUNNING, started_at=timezone.now(), error="")
+    job = round.generation_jobs.order_by("-id").first()
+    if round.state != S.GENERATING or job is None or not job.is_finished:
+        return round
+    if job.status == job.Status.FAILED:
+        fail_round(round, f"Generating candidates failed: {job.error}")
+        return round
     try:
-        tasks_made = model_services.generate_candidates(
-            round.project, list(Prompt.objects.filter(pk__in=prompt_ids, project=round.project)),
-            k=options.get("k"), decoding=options.get("decoding") or None, round=round, job=job,
-        )
-    except Exception as exc:  # the reason goes on the round, for the admin to read
-        logger.exception("generation for %s failed", round)
-        jobs.update(status=GenerationJob.Status.FAILED, error=str(exc)[:5000], finished_at=timezone.now())
-        fail_round(round, f"Generating candidates failed: {exc}")
-        return 0
-    jobs.update(status=GenerationJob.Status.SUCCEEDED, finished_at=timezone.now())
-    try:
-        transition(round, S.LABELING, note=f"{len(tasks_made)} comparison tasks")
-    except RoundError:  # cancelled while generating: the candidates stay, the round stays cancelled
+        transition(round, S.LABELING, note=f"{job.tasks_created} comparison tasks")
+    except RoundError:  # cancelled at the same moment
         pass
-    return len(tasks_made)
+    return round
 
 
 def launch_round(project, *, user, algorithm, hyperparameters=None, data_filters=None, deploy_rule=None,
@@ -406,15 +390,13 @@ def stages(round: Round) -> list[str]:
 
 
 def enqueue_chain(round: Round):
-    """One Celery task per unfinished run, chained on the gpu queue; ids are kept on the runs."""
-    from celery import chain
-
-    from . import tasks
-
+    """One Celery task per unfinished run, chained on the gpu queue (by task name: this module
+    never imports the tasks module); ids are kept on the runs."""
     runs = list(round.runs.filter(status=TrainingRun.Status.PENDING).order_by("id"))
     if not runs:
         return None
-    signatures = [tasks.task_for_run(run).si(run.pk) for run in runs]
+    signatures = [signature(RUN_TASKS.get(run.kind, RUN_TASKS["policy"]), args=[run.pk], immutable=True)
+                  for run in runs]
     result = chain(*signatures).apply_async()
     node, ids = result, []
     while node is not None:
@@ -423,6 +405,11 @@ def enqueue_chain(round: Round):
     for run, celery_id in zip(runs, reversed(ids)):
         TrainingRun.objects.filter(pk=run.pk).update(celery_id=celery_id)
     return result
+
+
+def queue_uncertainty_scoring(project) -> None:
+    """Score the project's open tasks with its latest reward models, in the worker (gpu queue)."""
+    signature(SCORE_UNCERTAINTY_TASK, args=[project.pk]).apply_async(queue="gpu")
 
 
 def _user(user):
@@ -446,6 +433,9 @@ def cancel_round(round: Round, *, user) -> Round:
         round.runs.filter(status=TrainingRun.Status.PENDING).update(
             status=TrainingRun.Status.CANCELLED, finished_at=timezone.now(), cancel_requested=True)
         round.runs.filter(status=TrainingRun.Status.RUNNING).update(cancel_requested=True)
+        # A generation job not started yet never starts (one running finishes its batch).
+        round.generation_jobs.filter(status="queued").update(
+            status="failed", error=f"Cancelled with round {round.number}.", finished_at=timezone.now())
         transition(round, S.CANCELLED, user=user, note="cancelled")
     # Revoking only spares a worker the start: a cancelled run is never claimed anyway, so a
     # broker that cannot broadcast (the embedded filesystem one) changes nothing.

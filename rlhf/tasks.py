@@ -33,11 +33,12 @@ def run_evaluation(self, run_id):
     return _execute(self, run_id)
 
 
-@shared_task(name="rlhf.tasks.run_generation")
-def run_generation(round_id, prompt_ids, job_id=None):
+@shared_task(name=services.FINISH_GENERATION_TASK)
+def finish_generation(round_id):
+    """After the round's generation job (linked to it): open the round for labeling, or fail it."""
     from .models import Round
 
-    return services.generate_for_round(Round.objects.get(pk=round_id), prompt_ids, job_id)
+    services.finish_generation(Round.objects.get(pk=round_id))
 
 
 @shared_task(name="rlhf.tasks.reap_lost_runs")
@@ -46,15 +47,7 @@ def reap_lost_runs():
     return services.reap_lost_runs()
 
 
-def task_for_run(run: TrainingRun):
-    return {
-        TrainingRun.Kind.REWARD: train_reward_model,
-        TrainingRun.Kind.SFT: train_sft,
-        TrainingRun.Kind.EVAL: run_evaluation,
-    }.get(run.kind, train_policy)
-
-
-@shared_task(name="rlhf.tasks.score_uncertainty")
+@shared_task(name=services.SCORE_UNCERTAINTY_TASK)
 def score_uncertainty(project_id):
     """Score a project's open tasks with its latest reward model (queue order uncertainty)."""
     from labeling.models import Project

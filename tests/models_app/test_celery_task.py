@@ -38,7 +38,7 @@ def wait_for(job, seconds=60):
 def test_the_task_is_routed_to_the_gpu_queue():
     from rankloop.celery import app
 
-    route = app.amqp.router.route({}, "models_app.tasks.generate_candidates_task")
+    route = app.amqp.router.route({}, "models_app.tasks.run_generation_job")
     assert route["queue"].name == "gpu"
 
 

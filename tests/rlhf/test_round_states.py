@@ -25,7 +25,7 @@ def staff_client(client, admin_user):
 @pytest.fixture
 def no_enqueue(monkeypatch):
     monkeypatch.setattr(services, "enqueue_chain", lambda round: None)
-    monkeypatch.setattr(services, "_enqueue_generation", lambda *args: None)
+    monkeypatch.setattr(models, "_enqueue", lambda *args: None)
 
 
 def page(client, round):
@@ -91,7 +91,8 @@ def test_generation_writes_through_the_rounds_job(project_with_policy, admin_use
     round = services.start_labeling_round(project_with_policy, prompts, user=admin_user,
                                           decoding={"max_new_tokens": 4})
     job = GenerationJob.objects.get(round=round)
-    assert services.generate_for_round(round, [p.pk for p in prompts], job.pk) == 2
+    models.run_generation_job(job.pk)
+    services.finish_generation(round)
     job.refresh_from_db()
     round.refresh_from_db()
     assert (job.status, job.done, job.total, job.tasks_created) == ("succeeded", 2, 2, 2)

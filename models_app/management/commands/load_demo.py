@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from labeling.demo import load_demo
+from models_app.demo import generation_requested, queue_demo_generation
 
 
 class Command(BaseCommand):
@@ -13,8 +14,6 @@ class Command(BaseCommand):
                                  "Nothing is generated in this process. Also on with RANKLOOP_DEMO_GENERATE=1.")
 
     def handle(self, *args, **options):
-        from models_app.demo import generation_requested, queue_demo_generation
-
         summary = load_demo()
         if summary.changed:
             self.stdout.write(self.style.SUCCESS(
