@@ -6,13 +6,11 @@ whose 95% interval excludes zero; on random preferences the same round reports n
 change by a judge that knows the marker (and the reward model's held-out accuracy is at chance)."""
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from rlhf.training import defaults
-from tests.training import measure, synthetic
-from tests.training.conftest import CPU, TRAIN_PAIRS, job, _job_fixture
+from tests.support import measure, synthetic
+from tests.support.training import CPU, TRAIN_PAIRS, evaluation_of, job, job_fixture
 
 pytestmark = pytest.mark.slow
 
@@ -82,18 +80,14 @@ def random_round_evaluation(ctx, runs):
 
 for _name in ("default_dpo_run", "default_round_evaluation", "random_reward_run", "random_dpo_run",
               "random_round_evaluation"):
-    globals()[_name] = _job_fixture(_name)
-
-
-def _evaluation(run):
-    return json.loads((run.output_dir / "evaluation.json").read_text())
+    globals()[_name] = job_fixture(_name)
 
 
 def test_a_default_round_on_learnable_preferences_shows_a_gain(default_round_evaluation, default_dpo_run, sft_run):
     before = measure.marker_share(sft_run.final, PROBE_PROMPTS)
     after = measure.marker_share(default_dpo_run.final, PROBE_PROMPTS)
     assert after >= before + 0.15, f"share of sampled answers with {synthetic.MARKER!r}: {before:.2f} -> {after:.2f}"
-    result = _evaluation(default_round_evaluation)
+    result = evaluation_of(default_round_evaluation)
     gain = result["reward_diff"]
     assert gain["verdict"] == "gain" and gain["low"] > 0, gain
     assert result["judge"]["reward_diff"]["verdict"] == "gain", result["judge"]["reward_diff"]
@@ -105,7 +99,7 @@ def test_a_default_round_on_random_preferences_shows_no_detectable_change(random
     """By the judge (which did not train on the round's labels) and by the reward model's held-out
     accuracy. (The round's own reward model can report a small gain here: it and DPO fit the same
     noise, e.g. the chosen answers' average length in this sample; the judge is the guard.)"""
-    result = _evaluation(random_round_evaluation)
+    result = evaluation_of(random_round_evaluation)
     assert result["rm_accuracy"]["verdict"] == "no detectable change", result["rm_accuracy"]
     assert result["judge"]["reward_diff"]["verdict"] == "no detectable change", result["judge"]["reward_diff"]
     before = measure.marker_share(sft_run.final, PROBE_PROMPTS)

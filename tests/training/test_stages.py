@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from tests.training import measure, synthetic
-from tests.training.conftest import CPU, HELDOUT_PAIRS, TRAIN_PAIRS
+from tests.support import measure, synthetic
+from tests.support.training import HELDOUT_PAIRS, TRAIN_PAIRS, evaluation_of, run_stage_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -74,24 +74,10 @@ def test_two_reward_processes_count_every_heldout_pair_exactly_once(reward_run, 
     assert two["eval_correct"] == one["eval_correct"]
 
 
-def _run_in_process(script, tmp_path, monkeypatch, *args):
-    """A stage's main() in this process (quicker than a launch, for what needs no other process)."""
-    import importlib
-
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
-    module = importlib.import_module(f"rlhf.training.{script}")
-    parsed = module.make_parser().parse_args_and_config(args=[
-        "--output_dir", str(tmp_path / "out"), "--save_strategy", "no", *[f"--{k}={v}" for k, v in CPU.items()],
-        *args])
-    module.main(*parsed)
-    return tmp_path / "out"
-
-
 def test_reward_without_heldout_pairs_reports_accuracy_not_measured(tiny_model_dir, data, tmp_path, monkeypatch):
-    out = _run_in_process("reward", tmp_path, monkeypatch, "--model_name_or_path", str(tiny_model_dir),
-                          "--train_file", str(data["pairs"]), "--max_steps", "1", "--per_device_train_batch_size", "2")
+    out = run_stage_in_process("reward", tmp_path, monkeypatch, "--model_name_or_path", str(tiny_model_dir),
+                               "--train_file", str(data["pairs"]), "--max_steps", "1",
+                               "--per_device_train_batch_size", "2")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["eval_accuracy"] is None and metrics["eval_pairs"] == 0 and metrics["train_pairs"] == TRAIN_PAIRS
     assert (out / "final" / "model.safetensors").exists()
@@ -100,9 +86,9 @@ def test_reward_without_heldout_pairs_reports_accuracy_not_measured(tiny_model_d
 def test_reward_with_use_margin_needs_a_margin_in_every_row(tiny_model_dir, data, tmp_path, monkeypatch):
     rows = data["pairs"].read_text().splitlines()[:4]
     with_margin = synthetic.write_jsonl(tmp_path / "margin.jsonl", [json.loads(r) for r in rows])
-    out = _run_in_process("reward", tmp_path / "ok", monkeypatch, "--model_name_or_path", str(tiny_model_dir),
-                          "--train_file", str(with_margin), "--use_margin", "true", "--max_steps", "1",
-                          "--per_device_train_batch_size", "2")
+    out = run_stage_in_process("reward", tmp_path / "ok", monkeypatch, "--model_name_or_path", str(tiny_model_dir),
+                               "--train_file", str(with_margin), "--use_margin", "true", "--max_steps", "1",
+                               "--per_device_train_batch_size", "2")
     assert (out / "final" / "model.safetensors").exists()
     without = json.loads(rows[1])
     del without["margin"]
@@ -110,17 +96,17 @@ def test_reward_with_use_margin_needs_a_margin_in_every_row(tiny_model_dir, data
     from rlhf.training.common import DataError
 
     with pytest.raises(DataError, match=f"{bad} line 2: missing margin"):
-        _run_in_process("reward", tmp_path / "bad", monkeypatch, "--model_name_or_path", str(tiny_model_dir),
-                        "--train_file", str(bad), "--use_margin", "true", "--max_steps", "1")
+        run_stage_in_process("reward", tmp_path / "bad", monkeypatch, "--model_name_or_path", str(tiny_model_dir),
+                             "--train_file", str(bad), "--use_margin", "true", "--max_steps", "1")
 
 
 def test_lora_training_saves_full_weights_with_the_adapters_merged(tiny_model_dir, data, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
-    out = _run_in_process("sft", tmp_path, monkeypatch, "--model_name_or_path", str(tiny_model_dir),
-                          "--train_file", str(data["sft"]), "--max_steps", "2", "--learning_rate", "0.01",
-                          "--per_device_train_batch_size", "4", "--use_peft", "true", "--lora_r", "4",
-                          "--lora_alpha", "8", "--lora_target_modules", "all-linear")
+    out = run_stage_in_process("sft", tmp_path, monkeypatch, "--model_name_or_path", str(tiny_model_dir),
+                               "--train_file", str(data["sft"]), "--max_steps", "2", "--learning_rate", "0.01",
+                               "--per_device_train_batch_size", "4", "--use_peft", "true", "--lora_r", "4",
+                               "--lora_alpha", "8", "--lora_target_modules", "all-linear")
     assert not (out / "final" / "adapter_config.json").exists()
     before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(out / "final" / "model.safetensors")
     assert before.keys() == after.keys()  # a plain model, no LoRA weights left
@@ -131,9 +117,10 @@ def test_lora_training_saves_full_weights_with_the_adapters_merged(tiny_model_di
 def test_a_lora_reward_model_is_saved_as_a_full_sequence_classifier(tiny_model_dir, data, tmp_path, monkeypatch):
     from transformers import AutoModelForSequenceClassification
 
-    out = _run_in_process("reward", tmp_path, monkeypatch, "--model_name_or_path", str(tiny_model_dir),
-                          "--train_file", str(data["pairs"]), "--max_steps", "2", "--per_device_train_batch_size", "2",
-                          "--use_peft", "true", "--lora_r", "4", "--lora_alpha", "8")
+    out = run_stage_in_process("reward", tmp_path, monkeypatch, "--model_name_or_path", str(tiny_model_dir),
+                               "--train_file", str(data["pairs"]), "--max_steps", "2",
+                               "--per_device_train_batch_size", "2", "--use_peft", "true", "--lora_r", "4",
+                               "--lora_alpha", "8")
     assert not (out / "final" / "adapter_config.json").exists()
     model = AutoModelForSequenceClassification.from_pretrained(out / "final")
     assert model.config.num_labels == 1 and model.config.pad_token_id is not None
@@ -211,12 +198,8 @@ def test_two_processes_reach_the_one_process_loss(request, runs):
 # --- evaluation ----------------------------------------------------------------------------------------
 
 
-def _evaluation(run):
-    return json.loads((run.output_dir / "evaluation.json").read_text())
-
-
 def test_evaluate_finds_a_gain_for_a_policy_that_learned_the_marker(evaluate_gain_run):
-    result = _evaluation(evaluate_gain_run)
+    result = evaluation_of(evaluate_gain_run)
     assert result["reward_diff"]["verdict"] == "gain" and result["reward_diff"]["low"] > 0, result["reward_diff"]
     assert result["win_rate"]["verdict"] == "gain" and result["win_rate"]["low"] > 0.5, result["win_rate"]
     assert result["judge"]["reward_diff"]["verdict"] == "gain"
@@ -226,7 +209,7 @@ def test_evaluate_finds_a_gain_for_a_policy_that_learned_the_marker(evaluate_gai
 
 
 def test_evaluate_finds_no_change_for_the_same_policy(evaluate_same_run):
-    result = _evaluation(evaluate_same_run)
+    result = evaluation_of(evaluate_same_run)
     for figure in (result["reward_diff"], result["win_rate"], result["judge"]["reward_diff"],
                    result["judge"]["win_rate"], result["kl_new_old"]):
         assert figure["verdict"] == "no detectable change", figure
@@ -234,13 +217,13 @@ def test_evaluate_finds_no_change_for_the_same_policy(evaluate_same_run):
 
 
 def test_evaluate_without_heldout_pairs_reports_accuracy_not_measured(evaluate_same_run):
-    accuracy = _evaluation(evaluate_same_run)["rm_accuracy"]
+    accuracy = evaluation_of(evaluate_same_run)["rm_accuracy"]
     assert accuracy["mean"] is None and accuracy["pairs"] == 0 and accuracy["verdict"] == "not measured"
-    assert _evaluation(evaluate_same_run)["figures"]["rm_accuracy_heldout"] is None
+    assert evaluation_of(evaluate_same_run)["figures"]["rm_accuracy_heldout"] is None
 
 
 def test_evaluate_reports_reward_model_accuracy_with_its_pair_count(evaluate_gain_run):
-    accuracy = _evaluation(evaluate_gain_run)["rm_accuracy"]
+    accuracy = evaluation_of(evaluate_gain_run)["rm_accuracy"]
     assert accuracy["pairs"] == HELDOUT_PAIRS and accuracy["method"] == "wilson"
     assert accuracy["mean"] == accuracy["correct"] / accuracy["pairs"] > 0.9
     assert accuracy["low"] < accuracy["mean"] <= accuracy["high"]

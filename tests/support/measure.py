@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.training.synthetic import MARKER
+from tests.support.synthetic import MARKER
 
 
 def load(path: Path):
