@@ -10,7 +10,7 @@ TEST_BROKER_URL ?= redis://127.0.0.1:6379/5
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install demo stop-worker test test-fast migrate clean
+.PHONY: install demo stop-worker test lint migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -82,6 +82,10 @@ stop-worker:
 test: install
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 		$(BIN)/pytest $(PYTEST_ARGS)
+
+# Static checks (ruff, configured in pyproject.toml): pyflakes, pycodestyle, bugbear, pyupgrade, import order.
+lint: install
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf var .pytest_cache

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .algorithms import Algorithm
+
 DEFAULTS = {
     "seed": 0,
     "reward": {"num_train_epochs": 1, "per_device_train_batch_size": 4, "learning_rate": 1e-5,
@@ -245,7 +247,7 @@ def validate_hyperparameters(algorithm: str, hyperparameters) -> dict:
 
 def stage_settings(round, stage: str) -> dict:
     """Defaults for a stage, overlaid with the round's own settings."""
-    section = "policy" if stage in {"ppo", "grpo", "rloo", "dpo"} else stage
+    section = "policy" if stage in Algorithm.values else stage
     return {**DEFAULTS.get(stage, {}), **round.hyperparameters.get(section, {})}
 
 

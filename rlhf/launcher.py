@@ -42,7 +42,7 @@ from labeling.models import Prompt
 
 from . import config as round_config
 from . import datasets, services
-from .models import Round, TrainingRun
+from .models import Algorithm, Round, TrainingRun
 from .training.common import last_complete_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -610,8 +610,7 @@ def run_total(run: TrainingRun) -> int:
 
 
 PLANS = {TrainingRun.Kind.REWARD: plan_reward, TrainingRun.Kind.SFT: plan_sft, TrainingRun.Kind.EVAL: plan_evaluation,
-         TrainingRun.Kind.PPO: plan_policy, TrainingRun.Kind.GRPO: plan_policy, TrainingRun.Kind.RLOO: plan_policy,
-         TrainingRun.Kind.DPO: plan_policy}
+         **dict.fromkeys(Algorithm.values, plan_policy)}
 
 
 def execute(run: TrainingRun, *, celery_id: str = "") -> str:

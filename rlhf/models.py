@@ -2,6 +2,8 @@
 from django.conf import settings
 from django.db import models
 
+from .algorithms import Algorithm
+
 
 class Round(models.Model):
     class State(models.TextChoices):
@@ -16,11 +18,7 @@ class Round(models.Model):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
-    class Algorithm(models.TextChoices):
-        PPO = "ppo", "PPO"
-        GRPO = "grpo", "GRPO"
-        RLOO = "rloo", "RLOO"
-        DPO = "dpo", "DPO"
+    Algorithm = Algorithm
 
     project = models.ForeignKey("labeling.Project", on_delete=models.CASCADE, related_name="rounds")
     number = models.PositiveIntegerField()
@@ -70,14 +68,10 @@ class RoundTransition(models.Model):
 
 
 class TrainingRun(models.Model):
-    class Kind(models.TextChoices):
-        REWARD = "reward", "Reward model"
-        PPO = "ppo", "PPO"
-        GRPO = "grpo", "GRPO"
-        RLOO = "rloo", "RLOO"
-        DPO = "dpo", "DPO"
-        SFT = "sft", "SFT"
-        EVAL = "eval", "Evaluation"
+    # Each algorithm is also the kind of the run that optimizes the policy with it.
+    Kind = models.TextChoices("Kind", [("REWARD", ("reward", "Reward model")),
+                                       *((a.name, (a.value, a.label)) for a in Algorithm),
+                                       ("SFT", ("sft", "SFT")), ("EVAL", ("eval", "Evaluation"))])
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
