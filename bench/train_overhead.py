@@ -72,7 +72,7 @@ def platform_side(run):
     run.refresh_from_db()
     if status != "succeeded":
         raise SystemExit(f"platform run {status}: {run.error}")
-    version = run.model_versions.get()
+    version = run.output
     return {"seconds": elapsed, "steps": run.step, "accuracy": version.metrics["heldout_accuracy"],
             "folder": run.checkpoint_dir}
 

@@ -11,7 +11,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ("name", "kind", "status", "parent", "is_adapter", "project", "created_at", "page")
     list_filter = ("kind", "status", "is_adapter")
     search_fields = ("name", "base_model", "artifact_dir")
-    raw_id_fields = ("parent", "training_run", "project", "created_by")
+    raw_id_fields = ("parent", "project", "created_by")
     readonly_fields = ("created_at",)
 
     def page(self, obj):

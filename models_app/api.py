@@ -27,7 +27,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
         fields = ["id", "kind", "name", "parent", "base_model", "artifact_dir", "is_adapter", "tokenizer_dir",
-                  "metrics", "training_run", "project", "status", "notes", "created_at", "lineage"]
+                  "metrics", "origin", "project", "status", "notes", "created_at", "lineage"]
         read_only_fields = fields
 
     def get_lineage(self, obj) -> list[dict]:

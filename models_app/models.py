@@ -23,9 +23,9 @@ class ModelVersion(models.Model):
     is_adapter = models.BooleanField(default=False, help_text="A LoRA adapter over the parent, not full weights.")
     tokenizer_dir = models.CharField(max_length=1000, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
-    training_run = models.ForeignKey(
-        "rlhf.TrainingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="model_versions"
-    )
+    # What produced it, in words (the run itself points here: rlhf.TrainingRun.output).
+    origin = models.CharField(max_length=200, blank=True,
+                              help_text='e.g. "round 3, DPO run 17"; empty for a registered directory.')
     project = models.ForeignKey(
         "labeling.Project", null=True, blank=True, on_delete=models.SET_NULL, related_name="model_versions"
     )

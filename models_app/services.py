@@ -93,7 +93,7 @@ def _readable_dir(path) -> Path:
 
 def register_model(
     path, *, kind="policy", name=None, parent=None, base_model=None, is_adapter=False, user=None,
-    project=None, metrics=None, training_run=None, notes="", check=True,
+    project=None, metrics=None, origin="", notes="", check=True,
 ) -> ModelVersion:
     """Register a local Hugging Face model directory (full weights, or a LoRA adapter over
     `parent`) after checking that it loads. Registering the same directory under the same name
@@ -120,7 +120,7 @@ def register_model(
         base_model = parent.base_model if parent is not None else str(path.resolve())
     version = ModelVersion(
         kind=kind, name=name, parent=parent, base_model=base_model, artifact_dir=artifact_dir,
-        is_adapter=is_adapter, metrics=metrics or {}, training_run=training_run, project=project,
+        is_adapter=is_adapter, metrics=metrics or {}, origin=origin, project=project,
         created_by=user, notes=notes,
     )
     if check:

@@ -28,7 +28,7 @@ def version_list(request):
 
 @staff_required
 def version_detail(request, pk):
-    version = get_object_or_404(ModelVersion.objects.select_related("parent", "training_run", "project"), pk=pk)
+    version = get_object_or_404(ModelVersion.objects.select_related("parent", "project"), pk=pk)
     return render(request, "models_app/version_detail.html", {
         "version": version,
         "lineage": version.lineage(),

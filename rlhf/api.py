@@ -16,8 +16,8 @@ from .models import Round, TrainingRun
 class TrainingRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrainingRun
-        fields = ["id", "kind", "status", "step", "total_steps", "heartbeat_at", "error", "started_at", "finished_at",
-                  "config", "command"]
+        fields = ["id", "kind", "output", "status", "step", "total_steps", "heartbeat_at", "error", "started_at",
+                  "finished_at", "config", "command"]
         read_only_fields = fields
 
 

@@ -144,9 +144,12 @@ def register(run: TrainingRun, folder: Path, *, kind: str, suffix: str, parent, 
         shutil.rmtree(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(final), str(path))
-    return model_services.register_model(
+    version = model_services.register_model(
         str(path), kind=kind, name=name, parent=parent, base_model=parent.base_model if parent else "",
-        is_adapter=False, user=None, project=run.round.project, metrics=metrics, training_run=run, check=False)
+        is_adapter=False, user=None, project=run.round.project, metrics=metrics, check=False,
+        origin=f"round {run.round.number}, {run}")
+    services.record_run_output(run, version)
+    return version
 
 
 def read_metrics(folder: Path) -> dict:

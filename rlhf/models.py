@@ -90,6 +90,8 @@ class TrainingRun(models.Model):
     log_tail = models.TextField(blank=True)
     celery_id = models.CharField(max_length=255, blank=True)
     checkpoint_dir = models.CharField(max_length=1000, blank=True)  # the run's folder (rlhf.launcher)
+    output = models.OneToOneField("models_app.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="trained_by", help_text="The model version this run produced.")
     command = models.TextField(blank=True, help_text="The command line the stage was launched with.")
     cancel_requested = models.BooleanField(default=False)
     error = models.TextField(blank=True)

@@ -654,6 +654,11 @@ def finish_run(run: TrainingRun, status: str, *, error: str = "") -> None:
         fail_round(run.round, f"{run.get_kind_display()} run {run.pk} failed: {error}")
 
 
+def record_run_output(run: TrainingRun, version) -> None:
+    """The model version a run produced (a retried run's new version replaces the old link)."""
+    TrainingRun.objects.filter(pk=run.pk).update(output=version)
+
+
 def set_round_outputs(round: Round, **fields) -> None:
     """policy_out / reward_model / metrics, written by the runs of the round."""
     Round.objects.filter(pk=round.pk).update(**fields, updated_at=timezone.now())

@@ -16,7 +16,6 @@ KNOWN_UPWARD_RELATIONS = {
     "labeling.PreferencePair.round -> rlhf.Round",
     "labeling.Project.judge -> models_app.ModelVersion",
     "models_app.GenerationJob.round -> rlhf.Round",
-    "models_app.ModelVersion.training_run -> rlhf.TrainingRun",
 }
 
 

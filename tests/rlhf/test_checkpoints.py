@@ -57,7 +57,8 @@ def test_a_run_that_succeeds_leaves_its_files_to_rerun_it_by_hand(reward_run, se
     settings.RLHF_KEEP_CHECKPOINTS = False
     assert launcher.execute(reward_run) == TrainingRun.Status.SUCCEEDED, reward_run.error
     assert checkpoints(reward_run) == []
-    version = reward_run.model_versions.get()
+    reward_run.refresh_from_db()
+    version = reward_run.output
     assert (artifact_path(version) / "config.json").is_file()  # the artifact stays
     assert version.parent == reward_run.round.policy_in and version.kind == "reward"
     assert version.metrics["pairs_train"] > 0 and "heldout_accuracy" in version.metrics
@@ -115,4 +116,4 @@ def test_a_script_that_crashes_fails_its_run_with_the_last_lines_of_its_stderr(
     assert run.error.endswith(stderr[-1]) and stderr[-1] in run.error  # the crash's own last line
     assert "safetensors" in run.error.lower() or "header" in run.error.lower(), run.error
     assert round.state == "failed" and stderr[-1] in round.error
-    assert not run.model_versions.exists()
+    assert run.output is None

@@ -62,7 +62,7 @@ def test_ppo_round_closes_the_loop(worker, project_with_policy, admin_user, tiny
 
     reward_model, policy = first.reward_model, first.policy_out
     assert reward_model.kind == ModelVersion.Kind.REWARD and reward_model.parent == tiny_policy
-    assert "heldout_accuracy" in reward_model.metrics and reward_model.training_run == runs["reward"]
+    assert "heldout_accuracy" in reward_model.metrics and reward_model.trained_by == runs["reward"]
     assert policy.kind == ModelVersion.Kind.POLICY and policy.parent == tiny_policy
     for name in ("mean_reward_old", "mean_reward_new", "win_rate", "kl_to_old", "rm_accuracy_heldout"):
         assert name in first.metrics
@@ -106,10 +106,10 @@ def test_each_algorithm_trains_and_waits_for_the_admin(worker, labeled_project, 
              or state_of(round) == Round.State.FAILED, what="the evaluation")
     round.refresh_from_db()
     assert round.state == Round.State.EVALUATED, round.error  # no deploy rule: an admin decides
-    assert round.policy_out.training_run.kind == algorithm
+    assert round.policy_out.trained_by.kind == algorithm
     if sft:
         sft_version = round.policy_out.parent
-        assert sft_version.training_run.kind == "sft" and sft_version.metrics["demonstrations"] > 0
+        assert sft_version.trained_by.kind == "sft" and sft_version.metrics["demonstrations"] > 0
         assert sft_version.parent == round.policy_in
     assert round.metrics["win_rate"] is not None
     for run in round.runs.exclude(checkpoint_dir=""):
@@ -131,7 +131,7 @@ def test_cancel_stops_a_running_round(worker, labeled_project, admin_user):
     assert reward.step < 2000 and "cancelled at step" in reward.log_tail
     pgid = process_group(reward)
     assert group_members(pgid) == []  # accelerate and the script it started: none is left
-    assert not (Path(reward.checkpoint_dir) / "final").exists() and not reward.model_versions.exists()
+    assert not (Path(reward.checkpoint_dir) / "final").exists() and reward.output is None
     assert last_checkpoint(Path(reward.checkpoint_dir))  # kept, for a retry to resume from
     assert set(round.runs.exclude(pk=reward.pk).values_list("status", flat=True)) == {"cancelled"}
     assert round.transitions.last().by == admin_user
