@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from . import services
+from .actions.memberships import remove_annotator
 from .models import Annotation, Assignment, Candidate, ComparisonTask, Membership, PreferencePair, Project, Prompt
 
 
@@ -32,7 +32,7 @@ class ProjectAdmin(admin.ModelAdmin):
         gone = [m.user for m in formset.deleted_objects]
         gone += [m.user for m, fields in formset.changed_objects if "is_active" in fields and not m.is_active]
         for user in gone:
-            services.remove_annotator(form.instance, user)
+            remove_annotator(form.instance, user)
 
     @admin.display(description="Project page")
     def page(self, project):

@@ -1,4 +1,4 @@
-"""The labeling REST API (/api/v1/): thin views over labeling.services, labeling.importing,
+"""The labeling REST API (/api/v1/): thin views over labeling.actions, labeling.queries, labeling.importing,
 labeling.preference_import and labeling.exporting. Admin (staff) endpoints: projects (write),
 prompts, candidates, tasks, annotations, pairs, import, preference import, export. Annotator endpoints: their projects (read), next task,
 their own assignments, submit and skip."""
@@ -17,7 +17,12 @@ from rest_framework.response import Response
 
 from rankloop.api_common import IgnoreFormatParam, IsAdmin, IsAdminOrReadOnly
 
-from . import exporting, importing, preference_import, quality, review, services
+from . import exporting, importing, preference_import, quality, queries, review
+from .actions.annotations import submit_annotation
+from .actions.assignments import assign_next, skip_task
+from .actions.memberships import add_annotator, remove_annotator
+from .actions.tasks import close_task, create_task, set_task_priority
+from .errors import Conflict, NotAllowed, NotFound, NotYours, Paused
 from .models import Annotation, Assignment, Candidate, ComparisonTask, PreferencePair, Project, Prompt, ReviewItem
 from .pair_filters import PairFilters
 from .serializers import (
@@ -165,7 +170,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
             return Project.objects.all()
         if not user.is_authenticated:
             return Project.objects.none()
-        return services.projects_for(user).distinct()
+        return queries.projects_for(user).distinct()
 
     def get_serializer_class(self):
         if self.request.user.is_authenticated and self.request.user.is_staff:
@@ -182,11 +187,11 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         """Lease your next task in this project (or get your live lease back)."""
         # assign_next checks membership itself; a project you don't label answers 404.
         try:
-            project = services.labeling_project(slug, request.user)
-            assignment = services.assign_next(project, request.user)
-        except services.Paused:
+            project = queries.labeling_project(slug, request.user)
+            assignment = assign_next(project, request.user)
+        except Paused:
             raise  # 403 with the reason: a paused annotator must learn why
-        except (services.NotAllowed, services.NotFound):
+        except (NotAllowed, NotFound):
             raise Http404
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
@@ -197,8 +202,8 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
     @action(detail=True, methods=["get"], permission_classes=[IsAdmin])
     def progress(self, request, slug=None):
         project = self.get_object()
-        return Response({"progress": services.project_progress(project),
-                         "agreement": services.project_agreement(project)})
+        return Response({"progress": queries.project_progress(project),
+                         "agreement": queries.project_agreement(project)})
 
     @extend_schema(request=inline_serializer("AnnotatorRef", {
         "username": serializers.CharField(),
@@ -213,9 +218,9 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
             raise serializers.ValidationError({"username": "Required."})
         user = get_object_or_404(get_user_model(), username=username)
         if request.method == "POST":
-            services.add_annotator(project, user, role=request.data.get("role"))
+            add_annotator(project, user, role=request.data.get("role"))
         else:
-            services.remove_annotator(project, user)
+            remove_annotator(project, user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={200: ReviewItemSerializer, 204: OpenApiResponse(
@@ -245,8 +250,8 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         time on task and standing (paused, qualifying)."""
         project = self.get_object()
         return Response({"annotators": quality.annotator_quality(project),
-                         "agreement_by_round": services.agreement_by_round(project),
-                         "excluded_annotations": services.excluded_annotation_counts(project)})
+                         "agreement_by_round": queries.agreement_by_round(project),
+                         "excluded_annotations": queries.excluded_annotation_counts(project)})
 
     @extend_schema(request=inline_serializer("ReinstateRef", {"username": serializers.CharField()}),
                    responses={204: None})
@@ -260,7 +265,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
             raise serializers.ValidationError({"username": "Required."})
         user = get_object_or_404(get_user_model(), username=username)
         if not quality.reinstate_annotator(project, user):
-            raise services.Conflict(f"{username} is not paused in this project.")
+            raise Conflict(f"{username} is not paused in this project.")
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
@@ -325,7 +330,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
                                          content_type="application/x-ndjson")
         response["Content-Disposition"] = f'attachment; filename="{exporting.export_filename(project, fmt)}"'
         # What the pairs leave out, so a consumer knows (reviewers' rejections, paused annotators).
-        excluded = services.excluded_annotation_counts(project)
+        excluded = queries.excluded_annotation_counts(project)
         response["X-Rankloop-Excluded-Annotations"] = ", ".join(f"{k}={v}" for k, v in excluded.items())
         return response
 
@@ -362,10 +367,10 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         """A comparison task over two or more candidates of one prompt."""
         data = TaskCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        task = services.create_task(data.validated_data["prompt"], data.validated_data["candidate_ids"],
-                                    is_gold=data.validated_data["is_gold"],
-                                    gold_ranking=data.validated_data.get("gold_ranking"),
-                                    priority=data.validated_data["priority"])
+        task = create_task(data.validated_data["prompt"], data.validated_data["candidate_ids"],
+                           is_gold=data.validated_data["is_gold"],
+                           gold_ranking=data.validated_data.get("gold_ranking"),
+                           priority=data.validated_data["priority"])
         return Response(TaskSerializer(self.get_queryset().get(pk=task.pk)).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=TaskPrioritySerializer, responses={200: TaskSerializer})
@@ -374,7 +379,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         task = self.get_object()
         data = TaskPrioritySerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.set_task_priority(task, data.validated_data["priority"])
+        set_task_priority(task, data.validated_data["priority"])
         return Response(TaskSerializer(self.get_queryset().get(pk=task.pk)).data)
 
     @extend_schema(request=None, responses={200: TaskSerializer})
@@ -382,7 +387,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def close(self, request, pk=None):
         """Stop handing out this task."""
         task = self.get_object()
-        services.close_task(task)
+        close_task(task)
         return Response(TaskSerializer(self.get_queryset().get(pk=task.pk)).data)
 
 
@@ -429,15 +434,15 @@ class AssignmentViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def submit(self, request, pk=None):
         """Submit your ranking. Repeating the same submit returns the stored annotation."""
-        # SubmissionSerializer documents the body; services.clean_submission checks it (against
+        # SubmissionSerializer documents the body; submission.clean_submission checks it (against
         # the task too), so no serializer is built on every submit.
-        # The service checks existence, ownership, membership and the project's state under its
+        # The action checks existence, ownership, membership and the project's state under its
         # row lock; someone else's assignment answers 404 here, as it does for every other
         # assignment route (a former member's own one answers 403, an archived project 409).
         payload = request.data.dict() if hasattr(request.data, "dict") else request.data
         try:
-            annotation = services.submit_annotation(pk, request.user, payload)
-        except services.NotYours:
+            annotation = submit_annotation(pk, request.user, payload)
+        except NotYours:
             raise Http404
         return Response(AnnotationSerializer(annotation, context=self.get_serializer_context()).data,
                         status=status.HTTP_201_CREATED)
@@ -446,7 +451,7 @@ class AssignmentViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def skip(self, request, pk=None):
         """Pass on this task: it goes to others, never back to you."""
-        assignment = services.skip_task(self.get_object().pk, request.user)
+        assignment = skip_task(self.get_object().pk, request.user)
         return Response(AssignmentSerializer(_assignments().get(pk=assignment.pk)).data)
 
 

@@ -1,10 +1,10 @@
-"""Turning the annotator page's POST into the payload `services.submit_annotation` validates,
+"""Turning the annotator page's POST into the payload `actions.annotations.submit_annotation` validates,
 and the staff project page's preference import form."""
 import json
 
 from django import forms
 
-from .services import InvalidSubmission
+from .errors import InvalidSubmission
 
 RATING_PREFIX = "rating-"  # rating-<candidate id>-<aspect>
 FLAG_PREFIX = "flag-"  # flag-<candidate id>, one value per ticked flag

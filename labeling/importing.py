@@ -30,10 +30,12 @@ from dataclasses import dataclass, field
 import orjson
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.utils import timezone
 
+from . import sql
+from .actions.tasks import check_priority
+from .errors import Conflict, LabelingError
 from .models import Candidate, ComparisonTask, Project, Prompt, stable_split
-from .services import Conflict, LabelingError, check_priority, text_problem
+from .submission import text_problem
 
 ROLES = ("system", "user", "assistant")
 MAX_ERRORS_REPORTED = 100
@@ -449,23 +451,10 @@ def _insert_prompts(project, rows, source) -> list[int]:
                           source=row.source or source, split=split) for row, uid, split in zip(rows, uids, splits)]
         Prompt.objects.bulk_create(prompts, batch_size=BATCH_SIZE)
         return [p.pk for p in prompts]
-    now = timezone.now()
-    dumps = orjson.dumps
-    # COPY goes through psycopg's own cursor: wrap its errors as Django's (IntegrityError, ...).
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        cursor.execute("SELECT COALESCE(MAX(id), 0) FROM labeling_prompt")
-        floor = cursor.fetchone()[0]
-        with cursor.cursor.copy("COPY labeling_prompt (uid, project_id, messages, external_id, tags, source, split, "
-                                "created_at) FROM STDIN") as copy:
-            for row, uid, split in zip(rows, uids, splits):
-                copy.write_row((uid, project.pk, dumps(row.messages).decode(), row.external_id,
-                                dumps(row.tags).decode(), row.source or source, split, now))
-        if not any(row.candidates for row in rows) and project.mode != Project.Mode.DEMONSTRATION:
-            return [None] * len(rows)  # nothing refers to the new ids (a demonstration's task does)
-        # Ours all have ids above the largest one before the COPY; the uids tell them apart.
-        cursor.execute("SELECT uid, id FROM labeling_prompt WHERE project_id = %s AND id > %s", [project.pk, floor])
-        ids = dict(cursor.fetchall())
-    return [ids[uid] for uid in uids]
+    # Nothing refers to the new ids unless candidates or a demonstration's task do.
+    want_ids = any(row.candidates for row in rows) or project.mode == Project.Mode.DEMONSTRATION
+    ids = sql.copy_prompts(project, rows, source, uids, splits, want_ids=want_ids)
+    return ids if want_ids else [None] * len(rows)
 
 
 def _known_external_ids(project, external_ids):
@@ -473,17 +462,7 @@ def _known_external_ids(project, external_ids):
     if not external_ids or not Prompt.objects.filter(project=project, external_id__isnull=False).exists():
         return set()
     if connection.vendor == "postgresql" and len(external_ids) > 1000:
-        # A large file: COPY its ids into a temporary table and join (no giant IN list).
-        with connection.cursor() as cursor, connection.wrap_database_errors:
-            cursor.execute("CREATE TEMPORARY TABLE import_external_ids (external_id varchar(255)) ON COMMIT DROP")
-            with cursor.cursor.copy("COPY import_external_ids (external_id) FROM STDIN") as copy:
-                for external_id in external_ids:
-                    copy.write_row((external_id,))
-            cursor.execute("SELECT p.external_id FROM labeling_prompt p JOIN import_external_ids i "
-                           "ON p.external_id = i.external_id WHERE p.project_id = %s", [project.pk])
-            known = {row[0] for row in cursor.fetchall()}
-            cursor.execute("DROP TABLE import_external_ids")
-            return known
+        return sql.known_external_ids_by_copy(project, external_ids)  # a large file: no giant IN list
     known = set()
     for start in range(0, len(external_ids), 10000):
         chunk = external_ids[start:start + 10000]

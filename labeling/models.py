@@ -1,7 +1,7 @@
 """The labeling domain: projects, prompts, candidates, comparison tasks, assignments,
 annotations and the preference pairs aggregated from them.
 
-State changes go through `labeling.services`; these classes hold data and invariants."""
+State changes go through `labeling.actions`; these classes hold data and invariants."""
 import hashlib
 import uuid
 
@@ -16,6 +16,7 @@ from django.utils.text import slugify
 
 DEFAULT_FLAGS = ["harmful", "factually_wrong", "off_topic", "low_quality", "refusal"]
 DEFAULT_ASPECTS = ["helpful", "harmless", "honest"]
+PRIORITY_RANGE = (-32768, 32767)  # ComparisonTask.priority is a smallint
 
 
 class Project(models.Model):

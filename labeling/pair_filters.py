@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .errors import ExportError
 from .models import PreferencePair, Prompt
-from .services import text_problem
+from .submission import text_problem
 
 SETTINGS_KEYS = ("min_agreement", "include_ties", "rounds", "sources")
 

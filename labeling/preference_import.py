@@ -31,7 +31,6 @@ import gzip
 import hashlib
 import io
 import math
-import operator
 import re
 import uuid
 import zlib
@@ -39,9 +38,10 @@ from dataclasses import dataclass
 
 import orjson
 from django.conf import settings
-from django.db import IntegrityError, connection, models, transaction
-from django.utils import timezone
+from django.db import IntegrityError, connection, transaction
 
+from . import sql
+from .errors import Conflict, LabelingError
 from .importing import (
     BATCH_SIZE,
     ROLES,
@@ -53,7 +53,6 @@ from .importing import (
     decode_text,
 )
 from .models import Candidate, PreferencePair, Project, Prompt, stable_split
-from .services import Conflict, LabelingError
 
 SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+@/-]{0,99}")
 SOURCE_HELP = ("1 to 100 letters, digits and . _ - + @ /, starting with a letter or digit "
@@ -461,34 +460,7 @@ def _create(objects) -> None:
     if connection.vendor != "postgresql":
         model.objects.bulk_create(objects, batch_size=BATCH_SIZE)
         return
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    now = timezone.now()
-    values = [_copy_value(f, now) for f in fields]
-    table = connection.ops.quote_name(model._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    # COPY goes through psycopg's own cursor: wrap its errors as Django's (IntegrityError, ...).
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                       [model._meta.db_table, len(objects)])
-        ids = [row[0] for row in cursor.fetchall()]
-        with cursor.cursor.copy(f"COPY {table} (id, {columns}) FROM STDIN") as copy:
-            for pk, obj in zip(ids, objects):
-                copy.write_row((pk, *[value(obj) for value in values]))
-    for pk, obj in zip(ids, objects):
-        obj.pk = pk
-        obj._state.adding = False
-
-
-def _copy_value(field, now):
-    """obj -> the field's value as COPY takes it: JSON as its text, auto_now(_add) times as now,
-    the rest (text, numbers, booleans, uuids, foreign key ids) as the attribute holds it."""
-    get = operator.attrgetter(field.attname)
-    if isinstance(field, models.JSONField):
-        dumps = orjson.dumps
-        return lambda obj: None if (value := get(obj)) is None else dumps(value).decode()
-    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-        return lambda obj: now
-    return get
+    sql.copy_instances(objects)
 
 
 def _existing(queryset, field, values) -> set:

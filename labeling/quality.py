@@ -18,8 +18,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from rankloop import rawsql
-
+from . import sql
 from .models import Annotation, Assignment, ComparisonTask, Membership, Project
 
 # A time on task under this share of the project's median reads as too fast to have read the answers.
@@ -81,10 +80,7 @@ def record_gold_answer(project: Project, annotator, task: ComparisonTask, rankin
     the submit's transaction. Returns whether the answer was right."""
     correct = gold_agrees(ranking, task.gold_ranking)
     # One statement (a submit of every annotator may run this): count, and read the window back.
-    row = rawsql.fetch_one(
-        f"UPDATE {rawsql.table(Membership)} SET gate_gold_done = gate_gold_done + 1, "
-        f"gate_gold_correct = gate_gold_correct + %s WHERE project_id = %s AND user_id = %s AND is_active "
-        f"RETURNING gate_gold_done, gate_gold_correct, qualified_at", [int(correct), project.pk, annotator.pk])
+    row = sql.count_gold_answer(project, annotator, correct)
     if row is None:  # staff without a membership: scored in the figures, no gates
         return correct
     done, right, qualified_at = row
@@ -108,14 +104,15 @@ def record_gold_answer(project: Project, annotator, task: ComparisonTask, rankin
 
 def pause_annotator(project: Project, user, *, reason: str, now=None) -> None:
     """The annotator gets no more tasks here until staff reinstate them; their live leases end."""
-    from .services import _end_leases, reaggregate_annotator
+    from .actions.assignments import end_leases
+    from .actions.pairs import reaggregate_annotator
 
     now = now or timezone.now()
     with transaction.atomic():
         Membership.objects.filter(project=project, user=user).update(paused_at=now, paused_reason=reason)
         leases = Assignment.objects.select_for_update().filter(
             project=project, annotator=user, status=Assignment.Status.LEASED)
-        _end_leases(list(leases.order_by("id").values_list("id", "task_id")), now)
+        end_leases(list(leases.order_by("id").values_list("id", "task_id")), now)
         if project.exclude_paused_labels:
             reaggregate_annotator(project, user)  # their labels leave the pairs at once
 
@@ -123,7 +120,7 @@ def pause_annotator(project: Project, user, *, reason: str, now=None) -> None:
 def reinstate_annotator(project: Project, user, *, now=None) -> bool:
     """Staff lift a pause: the gates start a new window (a failed qualification counts as passed).
     False when the annotator was not paused."""
-    from .services import reaggregate_annotator
+    from .actions.pairs import reaggregate_annotator
 
     now = now or timezone.now()
     with transaction.atomic():

@@ -10,7 +10,11 @@ import random
 from django.db import transaction
 from django.utils import timezone
 
+from .actions.pairs import aggregate_task
+from .errors import Conflict, InvalidSubmission, LabelingError, NotAllowed, NotFound
 from .models import Annotation, ComparisonTask, Membership, Project, ReviewItem
+from .submission import check_ranking, clean_demonstration, text_problem
+from .votes import majority, pair_votes
 
 NOTE_MAX_CHARS = 5000
 DECISIONS = ("accept", "reject", "adjudicate", "edit")
@@ -25,8 +29,6 @@ def may_review(project: Project, user) -> bool:
 
 
 def _check_reviewer(project, user):
-    from .services import NotAllowed
-
     if not may_review(project, user):
         raise NotAllowed("Only this project's reviewers and staff review its annotations.")
 
@@ -42,8 +44,6 @@ def enqueue_after_submit(project: Project, task: ComparisonTask, annotation_id: 
     """Inside the submit's transaction: the annotation goes to review when it flags an answer or is
     sampled (review_share); a task that just completed goes when a pair's agreement is under
     review_agreement_below."""
-    from .services import majority, pair_votes
-
     items = []
     if flags:
         items.append(ReviewItem(project=project, task=task, annotation_id=annotation_id,
@@ -76,9 +76,6 @@ def decide(item_id, reviewer, *, decision, note="", ranking=None, text=None, now
     adjudicate (a comparison task's final ranking); edit (a demonstration's reply, rewritten as
     `text`, the original kept). Repeating the same decision returns the item; a different one on a
     decided item is a conflict."""
-    from . import services
-    from .services import Conflict, InvalidSubmission, NotAllowed, NotFound, text_problem
-
     try:
         item_id = int(item_id)
     except (TypeError, ValueError):
@@ -112,7 +109,7 @@ def decide(item_id, reviewer, *, decision, note="", ranking=None, text=None, now
         if decision == "edit":
             if not is_demonstration or item.annotation is None:
                 raise InvalidSubmission("Only a demonstration's reply can be edited.", {"decision": "Not here."})
-            edited = services._clean_demonstration({"ideal_answer": text})  # the same rules as the annotator's
+            edited = clean_demonstration({"ideal_answer": text})  # the same rules as the annotator's
             text = edited.ideal_answer
         if decision == "reject" and not note.strip():
             raise InvalidSubmission("Say why it is rejected: the annotator reads the note.",
@@ -124,8 +121,8 @@ def decide(item_id, reviewer, *, decision, note="", ranking=None, text=None, now
         if decision == "adjudicate":
             shown = sorted(item.task.candidates.values_list("id", flat=True))
             try:
-                final = services._check_ranking(ranking, shown, allow_ties=item.project.allow_ties)
-            except services.LabelingError as exc:
+                final = check_ranking(ranking, shown, allow_ties=item.project.allow_ties)
+            except LabelingError as exc:
                 raise InvalidSubmission("The final ranking is not valid.", {"ranking": exc.message})
         if item.status != ReviewItem.Status.OPEN:
             if item.status == status and (final is None or final == item.final_ranking):
@@ -146,7 +143,7 @@ def decide(item_id, reviewer, *, decision, note="", ranking=None, text=None, now
             task.adjudicated_ranking = final
             task.save(update_fields=["adjudicated_ranking"])
         if decision != "accept":
-            services.aggregate_task(task)
+            aggregate_task(task)
         return item
 
 

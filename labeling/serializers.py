@@ -1,5 +1,5 @@
 """DRF serializers of the labeling API: shapes on the wire and input checks at the edge.
-State changes go through labeling.services (or labeling.importing)."""
+State changes go through labeling.actions (or labeling.importing)."""
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -8,9 +8,9 @@ from rankloop.errors import RankloopError
 from .exporting import pseudonym
 from .extensions import check_project_setting
 from .importing import _RowChecker
-from .models import Annotation, Assignment, Candidate, ComparisonTask, PreferencePair, Project, Prompt
+from .models import PRIORITY_RANGE, Annotation, Assignment, Candidate, ComparisonTask, PreferencePair, Project, Prompt
 from .review import item_annotations
-from .services import PRIORITY_RANGE, text_problem
+from .submission import text_problem
 
 
 def reject_unstorable_text(value, path="value"):
@@ -235,7 +235,7 @@ class AssignmentSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(ShownCandidateSerializer(many=True))
     def get_candidates(self, obj) -> list:
-        shown = getattr(obj, "candidates_in_order", None)  # set by services.assign_next: no query
+        shown = getattr(obj, "candidates_in_order", None)  # set by assign_next: no query
         if shown is None:
             by_id = {c.pk: c for c in obj.task.candidates.all()}
             shown = [by_id[int(i)] for i in obj.shown_order if int(i) in by_id]
@@ -252,7 +252,7 @@ class SubmissionSerializer(serializers.Serializer):
     """A ranking as tiers of candidate ids best first (ties share a tier), or for two
     candidates a pairwise choice (a, b, tie, both_bad) in the order shown.
 
-    It documents the submit body; services.clean_submission checks it, against the task."""
+    It documents the submit body; submission.clean_submission checks it, against the task."""
 
     ranking = serializers.JSONField(required=False, help_text="e.g. [[12], [14, 15], [13]]")
     choice = serializers.ChoiceField(choices=Annotation.PairwiseChoice.choices, required=False)

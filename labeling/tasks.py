@@ -1,9 +1,9 @@
 from celery import shared_task
 
-from . import services
+from .actions import assignments
 
 
 @shared_task
 def reclaim_expired_leases():
     """Periodic (beat): give lapsed leases back to the queue."""
-    return services.reclaim_expired_leases()
+    return assignments.reclaim_expired_leases()

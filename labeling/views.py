@@ -1,4 +1,5 @@
-"""HTML views of the labeling app. Thin: every state change goes through `services`."""
+"""HTML views of the labeling app. Thin: every state change goes through `actions`, every read
+through `queries`."""
 import functools
 import string
 
@@ -11,8 +12,12 @@ from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from . import forms, preference_import, quality, review, services
+from . import forms, preference_import, quality, queries, review
+from .actions.annotations import submit_annotation
+from .actions.assignments import assign_next, skip_task
+from .errors import InvalidSubmission, LabelingError, NotFound
 from .models import Annotation, Assignment, Candidate, Project, ReviewItem
+from .submission import text_problem
 from .templatetags.labeling_tags import plain_text
 
 
@@ -23,7 +28,7 @@ def labeling_errors(view):
     def wrapped(request, *args, **kwargs):
         try:
             return view(request, *args, **kwargs)
-        except services.LabelingError as exc:
+        except LabelingError as exc:
             template = "labeling/_error.html" if request.htmx else "labeling/error.html"
             return render(request, template, {"message": exc.message, "errors": exc.errors}, status=exc.status)
 
@@ -42,8 +47,8 @@ def staff_required(view):
 
 
 def _member_project(request, slug) -> Project:
-    project = services.labeling_project(slug, request.user)
-    services.ensure_member(project, request.user)
+    project = queries.labeling_project(slug, request.user)
+    queries.ensure_member(project, request.user)
     return project
 
 
@@ -51,8 +56,8 @@ def _member_project(request, slug) -> Project:
 @require_GET
 def home(request):
     projects = [
-        {"project": project, "progress": services.annotator_progress(project, request.user)}
-        for project in services.projects_for(request.user)
+        {"project": project, "progress": queries.annotator_progress(project, request.user)}
+        for project in queries.projects_for(request.user)
     ]
     return render(request, "labeling/home.html", {"projects": projects})
 
@@ -61,7 +66,7 @@ def _task_context(request, project, assignment):
     context = {
         "project": project,
         "assignment": assignment,
-        "progress": services.annotator_progress(project, request.user),
+        "progress": queries.annotator_progress(project, request.user),
         "flags": project.flags,
         "rating_range": range(1, project.rating_scale + 1),
         "max_chars": settings.RANKLOOP_MAX_TEXT_CHARS,
@@ -81,7 +86,7 @@ def _task_context(request, project, assignment):
 @labeling_errors
 def annotate(request, slug):
     project = _member_project(request, slug)
-    assignment = services.assign_next(project, request.user)
+    assignment = assign_next(project, request.user)
     if request.htmx:
         return render(request, "labeling/_task.html", _task_context(request, project, assignment))
     return render(request, "labeling/annotate.html", {
@@ -91,15 +96,15 @@ def annotate(request, slug):
 
 def _project_assignment(slug, assignment_id):
     """404 unless the assignment is one of project `slug`'s. Membership, ownership and whether the
-    project is archived (409) are the service's checks, under its row lock."""
+    project is archived (409) are the action's checks, under its row lock."""
     if not Assignment.objects.filter(pk=assignment_id, project__slug=slug).exists():
-        raise services.NotFound("No such assignment in this project.")
+        raise NotFound("No such assignment in this project.")
 
 
 def _next_task(request, project, notice):
     if not request.htmx:
         return redirect("labeling:annotate", slug=project.slug)
-    assignment = services.assign_next(project, request.user)
+    assignment = assign_next(project, request.user)
     context = _task_context(request, project, assignment)
     context["notice"] = notice
     return render(request, "labeling/_task.html", context)
@@ -110,8 +115,8 @@ def _next_task(request, project, notice):
 @labeling_errors
 def submit(request, slug, assignment_id):
     _project_assignment(slug, assignment_id)
-    annotation = services.submit_annotation(assignment_id, request.user, forms.submission_payload(request.POST))
-    # The service loaded the project (and the membership) with the assignment.
+    annotation = submit_annotation(assignment_id, request.user, forms.submission_payload(request.POST))
+    # The action loaded the project (and the membership) with the assignment.
     return _next_task(request, annotation.assignment.project, notice="Saved.")
 
 
@@ -120,7 +125,7 @@ def submit(request, slug, assignment_id):
 @labeling_errors
 def skip(request, slug, assignment_id):
     _project_assignment(slug, assignment_id)
-    assignment = services.skip_task(assignment_id, request.user)
+    assignment = skip_task(assignment_id, request.user)
     return _next_task(request, assignment.project, notice="Skipped.")
 
 
@@ -142,13 +147,13 @@ def import_preferences(request, slug):
         upload = form.cleaned_data["file"]
         try:
             if upload.size > preference_import.settings.RANKLOOP_IMPORT_MAX_BYTES:
-                raise services.LabelingError(
+                raise LabelingError(
                     f"The file is {upload.size:,} bytes; the limit is "
                     f"{preference_import.settings.RANKLOOP_IMPORT_MAX_BYTES:,} bytes. Split it into smaller files.")
             report = preference_import.import_preferences(
                 project, upload.read(), source=form.cleaned_data["source"], filename=upload.name,
                 limit=form.cleaned_data["limit"])
-        except services.LabelingError as exc:
+        except LabelingError as exc:
             form.add_error(None, exc.message)
             form.line_errors = exc.errors if isinstance(exc.errors, list) else []
         else:
@@ -178,16 +183,16 @@ def _project_context(project, import_form):
     )
     return {
         "project": project,
-        "progress": services.project_progress(project),
-        "per_annotator": services.annotations_per_annotator(project),
-        "agreement": services.project_agreement(project),
-        "agreement_by_round": services.agreement_by_round(project),
+        "progress": queries.project_progress(project),
+        "per_annotator": queries.annotations_per_annotator(project),
+        "agreement": queries.project_agreement(project),
+        "agreement_by_round": queries.agreement_by_round(project),
         "recent": _as_shown(recent),
         "members": members,
         "quality": quality.annotator_quality(project),
         "open_reviews": review.open_count(project),
-        "excluded": services.excluded_annotation_counts(project),
-        "pair_sources": services.pair_source_counts(project),
+        "excluded": queries.excluded_annotation_counts(project),
+        "pair_sources": queries.pair_source_counts(project),
         "import_form": import_form,
     }
 
@@ -237,7 +242,7 @@ def _ranking_from_letters(text, letters):
     for tier in text.split(">"):
         names = [name.strip() for name in tier.split("=")]
         if not all(name in letters for name in names):
-            raise services.InvalidSubmission(
+            raise InvalidSubmission(
                 "The final ranking is not valid.", {"ranking": f"Use the letters {', '.join(letters)}, e.g. B > A."})
         tiers.append([letters[name] for name in names])
     return tiers
@@ -289,6 +294,6 @@ def preview(request, slug):
     """A demonstration's markdown as the page will show it (sanitized), for the Preview button."""
     _member_project(request, slug)
     text = request.POST.get("ideal_answer", "")
-    if problem := services.text_problem(text):
-        raise services.InvalidSubmission(f"The text {problem}.")
+    if problem := text_problem(text):
+        raise InvalidSubmission(f"The text {problem}.")
     return render(request, "labeling/_preview.html", {"text": text[: settings.RANKLOOP_MAX_TEXT_CHARS]})

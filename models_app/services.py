@@ -11,8 +11,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from labeling.actions.tasks import create_task
 from labeling.models import Candidate, ComparisonTask, Project, Prompt
-from labeling import services as labeling
 
 from . import loading
 from .decoding import DecodingConfigError, validate_decoding
@@ -307,7 +307,7 @@ def generate_candidates(
                     refused.append({"prompt": prompt.pk, "reason": result.refused})
                     continue
                 candidates = save_candidates(prompt, version, result, chunk_decoding)
-                tasks.append(labeling.create_task(prompt, candidates, round=round))
+                tasks.append(create_task(prompt, candidates, round=round))
             if job is not None:
                 _advance_job(job, len(chunk), len(chunk) - len(refused), refused)
         for item in refused:

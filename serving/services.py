@@ -13,8 +13,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from labeling import services as labeling_services
+from labeling.actions.pairs import aggregate_task
+from labeling.actions.tasks import create_task
 from labeling.models import Annotation, Assignment, Candidate, ComparisonTask, Project, Prompt
+from labeling.submission import text_problem
 from models_app import loading, moderation
 from models_app.models import Deployment, ModelVersion
 
@@ -482,7 +484,7 @@ def _check_text(text):
         raise ServingError(400, "Type a message first.")
     if len(text) > MAX_MESSAGE_CHARS:
         raise ServingError(400, f"A message has at most {MAX_MESSAGE_CHARS} characters.")
-    problem = labeling_services.text_problem(text)
+    problem = text_problem(text)
     if problem:
         raise ServingError(400, f"The message {problem}.")
     return text
@@ -671,7 +673,7 @@ def comparisons_to_pairs(comparisons) -> tuple[int, int]:
                 )
                 for m in (first, second)
             ]
-            task = labeling_services.create_task(prompt, candidates)
+            task = create_task(prompt, candidates)
             a, b = candidates
             ranking = {"first": [[a.pk], [b.pk]], "second": [[b.pk], [a.pk]], "tie": [[a.pk, b.pk]]}[comparison.choice]
             now = timezone.now()
@@ -687,7 +689,7 @@ def comparisons_to_pairs(comparisons) -> tuple[int, int]:
             ComparisonTask.objects.filter(pk=task.pk).update(
                 annotations_done=1, overlap=1, status=ComparisonTask.Status.CLOSED, completed_at=now)
             task.refresh_from_db()
-            labeling_services.aggregate_task(task)
+            aggregate_task(task)
             task.pairs.update(source=CHAT_SOURCE)  # filterable by source in export and round launch
             pair = task.pairs.first()
             ChatComparison.objects.filter(pk=comparison.pk).update(pair=pair)

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 
-from labeling import services
+from labeling.actions.memberships import add_annotator
+from labeling.actions.tasks import create_task
 from labeling.models import Candidate, Project, Prompt
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.rlhf import Worker, database_url_of
@@ -55,7 +56,7 @@ def make_project(db):
     def make(name="Demo", annotators=(), **fields):
         project = Project.objects.create(name=name, **fields)
         for user in annotators:
-            services.add_annotator(project, user)
+            add_annotator(project, user)
         return project
 
     return make
@@ -71,7 +72,7 @@ def make_tasks(db):
         for i in range(n):
             prompt = Prompt.objects.create(project=project, messages=[{"role": "user", "content": f"Question {i}?"}])
             candidates = [Candidate.objects.create(prompt=prompt, text=f"Answer {i}.{j}") for j in range(k)]
-            tasks.append(services.create_task(prompt, candidates))
+            tasks.append(create_task(prompt, candidates))
         return tasks
 
     return make

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from .. import services
+from ..actions.memberships import add_annotator
+from ..actions.tasks import create_task
 from ..models import Candidate, Project, Prompt
 from .data import PROMPTS
 
@@ -98,7 +99,7 @@ def _ensure_project(spec, users, summary):
     if created:
         summary.projects_created.append(project.name)
         for username in ANNOTATORS:
-            services.add_annotator(project, users[username])
+            add_annotator(project, users[username])
     return project
 
 
@@ -130,5 +131,5 @@ def _ensure_task(project, entry, answers, summary):
         )[0]
         for i, text in answers
     ]
-    services.create_task(prompt, candidates)
+    create_task(prompt, candidates)
     summary.tasks_created += 1

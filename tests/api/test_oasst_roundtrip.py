@@ -7,7 +7,8 @@ from collections import Counter
 import orjson
 import pytest
 
-from labeling import services
+from labeling.actions.annotations import submit_annotation
+from labeling.actions.assignments import assign_next
 from labeling.models import ComparisonTask
 
 pytestmark = pytest.mark.django_db
@@ -38,11 +39,11 @@ def test_oasst_rankings_round_trip(shared_data, admin_api, make_project, annotat
 
     # The volunteers' rankings, submitted through the services as an annotator would.
     by_prompt = {r["id"]: r for r in rankings}
-    while (assignment := services.assign_next(project, annotator)) is not None:
+    while (assignment := assign_next(project, annotator)) is not None:
         ranking = by_prompt[assignment.task.prompt.external_id]
         candidate_of = dict(assignment.task.candidates.values_list("external_id", "id"))
         tiers = [[candidate_of[ranking["response_ids"][i]]] for i in ranking["ranking"]]
-        services.submit_annotation(assignment.pk, annotator, {"ranking": tiers})
+        submit_annotation(assignment.pk, annotator, {"ranking": tiers})
 
     exported = admin_api.get(f"/api/v1/projects/{project.slug}/export/?format=conversational")
     rows = [orjson.loads(line) for line in b"".join(exported.streaming_content).splitlines()]

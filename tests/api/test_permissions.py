@@ -3,7 +3,8 @@ annotator and as an admin."""
 import pytest
 from rest_framework.authtoken.models import Token
 
-from labeling import services
+from labeling.actions.annotations import submit_annotation
+from labeling.actions.assignments import assign_next
 from labeling.models import Annotation, Assignment, Candidate, Prompt
 
 from tests.support.api import jsonl, token_client
@@ -18,9 +19,9 @@ def world(make_project, make_tasks, annotator, outsider, admin_user):
     project = make_project("Main", annotators=[annotator])
     make_project("Elsewhere", annotators=[outsider])
     make_tasks(project, 3)
-    done = services.assign_next(project, annotator)
-    services.submit_annotation(done.pk, annotator, {"choice": "a"})
-    leased = services.assign_next(project, annotator)
+    done = assign_next(project, annotator)
+    submit_annotation(done.pk, annotator, {"choice": "a"})
+    leased = assign_next(project, annotator)
     return {"project": project, "done": done, "leased": leased,
             "prompt": Prompt.objects.filter(project=project).first(),
             "candidate": Candidate.objects.first(), "annotation": Annotation.objects.get(),

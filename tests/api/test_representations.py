@@ -3,7 +3,8 @@ say exactly what DRF's generic serializers say for the same objects."""
 import pytest
 from rest_framework import serializers
 
-from labeling import services
+from labeling.actions.annotations import submit_annotation
+from labeling.actions.assignments import assign_next
 from labeling.models import Assignment
 from labeling.serializers import AnnotationSerializer, AssignmentSerializer, ShownCandidateSerializer
 
@@ -16,12 +17,12 @@ def generic(serializer, obj):
 
 def test_hand_written_representations_match_the_generic_ones(project, annotator, make_tasks, rf, admin_user):
     make_tasks(project, 2)
-    leased = services.assign_next(project, annotator)
+    leased = assign_next(project, annotator)
     fresh = AssignmentSerializer(leased)
     assert fresh.data == generic(fresh, leased)
     assert fresh.data["finished_at"] is None and fresh.data["leased_at"].endswith("Z")
 
-    annotation = services.submit_annotation(leased.pk, annotator, {"choice": "a", "rationale": "clearer",
+    annotation = submit_annotation(leased.pk, annotator, {"choice": "a", "rationale": "clearer",
                                                                    "time_on_task_ms": 900})
     submitted = Assignment.objects.select_related("project", "task__prompt", "annotation").get(pk=leased.pk)
     for obj, serializer in [(submitted, AssignmentSerializer(submitted)), (annotation, AnnotationSerializer(annotation))]:

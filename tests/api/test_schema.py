@@ -45,7 +45,8 @@ def test_no_server_error_on_any_endpoint(admin_user, make_project, make_tasks):
 
     from rankloop.wsgi import application
 
-    from labeling import services
+    from labeling.actions.annotations import submit_annotation
+    from labeling.actions.assignments import assign_next
     from labeling.models import Annotation, Candidate, PreferencePair, Prompt, ReviewItem
     from models_app import services as model_services
     from models_app.models import ModelVersion
@@ -53,9 +54,9 @@ def test_no_server_error_on_any_endpoint(admin_user, make_project, make_tasks):
 
     project = make_project("Fuzzed", annotators=[admin_user], slug="fuzzed")
     tasks = make_tasks(project, 3)
-    done = services.assign_next(project, admin_user)
-    services.submit_annotation(done.pk, admin_user, {"choice": "a"})
-    leased = services.assign_next(project, admin_user)
+    done = assign_next(project, admin_user)
+    submit_annotation(done.pk, admin_user, {"choice": "a"})
+    leased = assign_next(project, admin_user)
     version = ModelVersion.objects.create(kind="policy", name="fuzz-policy", base_model="x", artifact_dir="x")
     deployment = model_services.deploy(project, version, user=admin_user)
     round_ = Round.objects.create(project=project, number=1)

@@ -5,7 +5,7 @@ import json
 import pytest
 from django.urls import reverse
 
-from labeling import services
+from labeling.actions.assignments import assign_next
 from labeling.models import Annotation, PreferencePair
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +22,7 @@ def project(make_project, annotator):
 @pytest.fixture
 def leased(project, make_tasks, annotator):
     make_tasks(project, 2)
-    return services.assign_next(project, annotator)
+    return assign_next(project, annotator)
 
 
 def raw_json(client, assignment, body: str):
@@ -78,7 +78,7 @@ def test_it_answers_400_with_the_field_to_any_malformed_json_submit(annotator_ap
 def test_it_answers_400_to_a_malformed_pairwise_choice(make_project, make_tasks, annotator, annotator_api, choice):
     project = make_project("Pairs", annotators=[annotator])
     make_tasks(project, 1)
-    assignment = services.assign_next(project, annotator)
+    assignment = assign_next(project, annotator)
     response = raw_json(annotator_api, assignment, json.dumps({"choice": choice}))
     assert response.status_code == 400, response.content
     assert "choice" in response.json()["errors"]

@@ -47,14 +47,15 @@ def test_the_annotator_page_works_under_the_policy(live_server, browser_page, ma
 
 def test_staff_pages_and_progress_bars_work_under_the_policy(live_server, browser_page, make_project, make_tasks,
                                                              make_user):
-    from labeling import services
+    from labeling.actions.annotations import submit_annotation
+    from labeling.actions.assignments import assign_next
 
     boss = make_user("frank", staff=True, password="frank-secret-pw")
     boss.is_superuser = True
     boss.save()
     project = make_project(name="CSP staff", annotators=[boss], overlap=1)
     make_tasks(project, 2)
-    services.submit_annotation(services.assign_next(project, boss).pk, boss, {"choice": "a"})
+    submit_annotation(assign_next(project, boss).pk, boss, {"choice": "a"})
     page = browser_page
     console = watch(page)
     log_in(page, live_server, "frank", "frank-secret-pw")

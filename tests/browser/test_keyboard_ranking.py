@@ -4,7 +4,7 @@ import os
 import pytest
 from django.urls import reverse
 
-from labeling import services
+from labeling.queries import annotator_progress
 from labeling.models import Annotation, Assignment
 
 from tests.support.browser import CHROMIUM
@@ -63,7 +63,7 @@ def test_annotator_ranks_two_tasks_with_the_keyboard(live_server, browser_page, 
     assert annotations[1].ranking == [[o2[2], o2[0]], [o2[1]]]
     assert all(a.time_on_task_ms > 0 for a in annotations)
     assert Annotation.objects.count() == 2
-    assert services.annotator_progress(project, user)["left"] == 0
+    assert annotator_progress(project, user)["left"] == 0
 
 
 def test_a_refused_submit_shows_its_message_and_keeps_the_task(live_server, browser_page, client, make_project,

@@ -3,7 +3,7 @@ screen reader can say, and the marker on an answer cut at the token limit."""
 import pytest
 from django.urls import reverse
 
-from labeling import services
+from labeling.actions.tasks import create_task
 from labeling.models import Candidate, Prompt
 
 from tests.support.browser import CHROMIUM
@@ -53,7 +53,7 @@ def test_rating_selects_and_the_cut_marker_for_the_annotator(live_server, browse
     project = make_project(name="Rate", annotators=[annotator], candidates_per_prompt=2, overlap=1,
                            rating_aspects=["helpful"], rating_scale=5, shuffle_positions=False)
     prompt = Prompt.objects.create(project=project, messages=[{"role": "user", "content": "Tell me a story"}])
-    services.create_task(prompt, [
+    create_task(prompt, [
         Candidate.objects.create(prompt=prompt, text="Once upon a time, there was a",
                                  decoding={"max_new_tokens": 8, "finish_reason": "length"}),
         Candidate.objects.create(prompt=prompt, text="The end.", decoding={"max_new_tokens": 8, "finish_reason": "stop"}),

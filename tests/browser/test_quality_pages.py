@@ -4,7 +4,10 @@ review page; staff see the quality table and reinstate a paused annotator."""
 import pytest
 from django.urls import reverse
 
-from labeling import importing, quality, services
+from labeling import importing, quality
+from labeling.actions.annotations import submit_annotation
+from labeling.actions.assignments import assign_next
+from labeling.actions.memberships import add_annotator
 from labeling.models import Annotation, Membership, PreferencePair
 
 from tests.support.csp import violations, watch
@@ -45,11 +48,11 @@ def test_a_reviewer_records_the_final_ranking_by_letter(live_server, browser_pag
     reviewer = make_user("reviewer")
     project = make_project(name="Review", annotators=annotators, overlap=3, shuffle_positions=False,
                            review_agreement_below=0.9)
-    services.add_annotator(project, reviewer, role="reviewer")
+    add_annotator(project, reviewer, role="reviewer")
     (task,) = make_tasks(project, 1)
     first, second = task.candidates.order_by("id")
     for user, choice in zip(annotators, ("a", "a", "b")):
-        services.submit_annotation(services.assign_next(project, user).pk, user, {"choice": choice})
+        submit_annotation(assign_next(project, user).pk, user, {"choice": choice})
     page = logged_in(browser_page, live_server, client, reviewer)
     console = watch(page)
     page.goto(live_server.url + reverse("labeling:review", args=[project.slug]))

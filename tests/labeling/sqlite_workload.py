@@ -21,7 +21,10 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import Count, Sum  # noqa: E402
 
-from labeling import services  # noqa: E402
+from labeling.actions.annotations import submit_annotation  # noqa: E402
+from labeling.actions.assignments import assign_next, skip_task  # noqa: E402
+from labeling.actions.memberships import add_annotator  # noqa: E402
+from labeling.actions.tasks import create_task  # noqa: E402
 from labeling.models import Annotation, Assignment, Candidate, ComparisonTask, PreferencePair, Project, Prompt  # noqa: E402
 
 OVERLAP, TASKS, ANNOTATORS, K = 2, 30, 6, 3
@@ -30,13 +33,13 @@ OVERLAP, TASKS, ANNOTATORS, K = 2, 30, 6, 3
 def annotate_until_done(project, user, errors):
     rng = random.Random(user.pk)
     try:
-        while (assignment := services.assign_next(project, user)) is not None:
+        while (assignment := assign_next(project, user)) is not None:
             if rng.randrange(6) == 0:
-                services.skip_task(assignment.pk, user)
+                skip_task(assignment.pk, user)
                 continue
             payload = {"ranking": [[c] for c in rng.sample(assignment.shown_order, K)]}
-            first = services.submit_annotation(assignment.pk, user, payload)
-            again = services.submit_annotation(assignment.pk, user, payload)  # repeated: nothing new
+            first = submit_annotation(assignment.pk, user, payload)
+            again = submit_annotation(assignment.pk, user, payload)  # repeated: nothing new
             assert first.pk == again.pk
     except Exception as exc:
         errors.append(repr(exc))
@@ -49,10 +52,10 @@ def main():
     users = [get_user_model().objects.create_user(f"sqlite-{i}") for i in range(ANNOTATORS)]
     project = Project.objects.create(name="SQLite load", overlap=OVERLAP, mode="ranking", candidates_per_prompt=K)
     for user in users:
-        services.add_annotator(project, user)
+        add_annotator(project, user)
     for i in range(TASKS):
         prompt = Prompt.objects.create(project=project, messages=[{"role": "user", "content": f"Q{i}?"}])
-        services.create_task(prompt, [Candidate.objects.create(prompt=prompt, text=f"A{i}.{j}") for j in range(K)])
+        create_task(prompt, [Candidate.objects.create(prompt=prompt, text=f"A{i}.{j}") for j in range(K)])
     errors = []
     threads = [threading.Thread(target=annotate_until_done, args=(project, u, errors)) for u in users]
     for t in threads:

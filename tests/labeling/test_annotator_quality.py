@@ -5,7 +5,10 @@ import re
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from labeling import quality, services
+from labeling import quality
+from labeling.actions.annotations import submit_annotation
+from labeling.actions.assignments import assign_next, skip_task
+from labeling.queries import agreement_by_round
 
 from tests.support.quality import answer, make_gold
 
@@ -17,14 +20,14 @@ def test_gold_accuracy_agreement_and_skips_per_annotator(client, admin_user, mak
     # a, b and d always pick the first answer, c always the second: c disagrees with the others' majority.
     for user, choice in ((a, "a"), (b, "a"), (d, "a"), (c, "b")):
         for _ in range(4):
-            assignment = services.assign_next(project, user)
-            services.submit_annotation(assignment.pk, user, {"choice": choice, "time_on_task_ms": 9000})
+            assignment = assign_next(project, user)
+            submit_annotation(assignment.pk, user, {"choice": choice, "time_on_task_ms": 9000})
     project.gold_share = 1.0
     project.save()
     make_gold(project, 5)
     for right in (True, True, True, True, False):
-        answer(services.assign_next(project, a), a, right=right)
-    services.skip_task(services.assign_next(project, b).pk, b)
+        answer(assign_next(project, a), a, right=right)
+    skip_task(assign_next(project, b).pk, b)
 
     rows = {row["annotator"]: row for row in quality.annotator_quality(project)}
     assert rows["ann_a"]["gold_correct"] == 4 and rows["ann_a"]["gold_answered"] == 5
@@ -62,7 +65,7 @@ def test_agreement_by_round(make_project, make_tasks, make_user):
     make_tasks(project, 2)
     for user in (a, b):
         for _ in range(2):
-            assignment = services.assign_next(project, user)
-            services.submit_annotation(assignment.pk, user, {"choice": "a"})
-    (row,) = services.agreement_by_round(project)
+            assignment = assign_next(project, user)
+            submit_annotation(assignment.pk, user, {"choice": "a"})
+    (row,) = agreement_by_round(project)
     assert row["round"] is None and row["pairs"] == 2 and row["pairwise_agreement"] == 1.0

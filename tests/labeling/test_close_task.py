@@ -1,7 +1,8 @@
 """Closing a task ends its live leases: next-task never hands back a lease on a closed task."""
 import pytest
 
-from labeling import services
+from labeling.actions.assignments import assign_next
+from labeling.actions.tasks import close_task
 from labeling.models import Assignment, ComparisonTask
 
 from tests.support.api import token_client
@@ -12,8 +13,8 @@ pytestmark = pytest.mark.django_db
 def test_it_ends_the_live_leases_of_a_closed_task(make_project, make_tasks, annotator):
     project = make_project(annotators=[annotator])
     make_tasks(project, 2)
-    lease = services.assign_next(project, annotator)
-    services.close_task(lease.task)
+    lease = assign_next(project, annotator)
+    close_task(lease.task)
     lease.refresh_from_db()
     assert lease.status == Assignment.Status.EXPIRED and lease.finished_at is not None
     task = ComparisonTask.objects.get(pk=lease.task_id)
@@ -35,9 +36,9 @@ def test_it_never_returns_a_lease_on_a_task_closed_behind_its_back(make_project,
     # Closed without the service (the admin's status field, or SQL): the stale lease is ended on the way.
     project = make_project(annotators=[annotator])
     make_tasks(project, 2)
-    lease = services.assign_next(project, annotator)
+    lease = assign_next(project, annotator)
     ComparisonTask.objects.filter(pk=lease.task_id).update(status=ComparisonTask.Status.CLOSED)
-    nxt = services.assign_next(project, annotator)
+    nxt = assign_next(project, annotator)
     assert nxt is not None and nxt.task_id != lease.task_id
     lease.refresh_from_db()
     assert lease.status == Assignment.Status.EXPIRED
@@ -46,6 +47,6 @@ def test_it_never_returns_a_lease_on_a_task_closed_behind_its_back(make_project,
 def test_it_answers_none_when_the_only_task_is_closed(make_project, make_tasks, annotator):
     project = make_project(annotators=[annotator])
     (task,) = make_tasks(project, 1)
-    services.assign_next(project, annotator)
-    services.close_task(task)
-    assert services.assign_next(project, annotator) is None
+    assign_next(project, annotator)
+    close_task(task)
+    assert assign_next(project, annotator) is None

@@ -6,7 +6,9 @@ import pytest
 from django.db import connection
 from django.db.models import Count
 
-from labeling import services
+from labeling.actions.annotations import submit_annotation
+from labeling.actions.assignments import assign_next, skip_task
+from labeling.errors import Conflict
 from labeling.models import Annotation, Assignment, ComparisonTask
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -16,15 +18,15 @@ def annotate_until_done(project, user, errors, skip_every=0):
     rng = random.Random(user.pk)
     try:
         while True:
-            assignment = services.assign_next(project, user)
+            assignment = assign_next(project, user)
             if assignment is None:
                 return
             if skip_every and rng.randrange(skip_every) == 0:
-                services.skip_task(assignment.pk, user)
+                skip_task(assignment.pk, user)
                 continue
             payload = {"ranking": [[c] for c in rng.sample(assignment.shown_order, len(assignment.shown_order))]}
-            services.submit_annotation(assignment.pk, user, payload)
-            services.submit_annotation(assignment.pk, user, payload)  # a repeated submit changes nothing
+            submit_annotation(assignment.pk, user, payload)
+            submit_annotation(assignment.pk, user, payload)  # a repeated submit changes nothing
     except Exception as exc:  # surfaced in the main thread
         errors.append(exc)
     finally:
@@ -60,7 +62,7 @@ def one_client(project, user, outcomes, errors, barrier):
     try:
         barrier.wait(timeout=30)
         while True:
-            assignment = services.assign_next(project, user)
+            assignment = assign_next(project, user)
             if assignment is None:
                 claimable = ComparisonTask.objects.filter(
                     project=project, status="open", annotations_done__lt=1, leased=0).count()
@@ -70,8 +72,8 @@ def one_client(project, user, outcomes, errors, barrier):
                 continue
             # The same ranking from both clients: the second submit of a shared lease is a repeat.
             try:
-                services.submit_annotation(assignment.pk, user, {"ranking": [[c] for c in sorted(assignment.shown_order)]})
-            except services.Conflict:
+                submit_annotation(assignment.pk, user, {"ranking": [[c] for c in sorted(assignment.shown_order)]})
+            except Conflict:
                 pass  # the other client's lease, expired meanwhile: not this test's concern
     except Exception as exc:
         errors.append(exc)

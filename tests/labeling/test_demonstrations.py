@@ -7,7 +7,10 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from labeling import exporting, importing, review, services
+from labeling import exporting, importing, review
+from labeling.actions.annotations import submit_annotation
+from labeling.actions.assignments import assign_next
+from labeling.errors import InvalidSubmission
 from labeling.models import Annotation, ComparisonTask, ReviewItem
 from labeling.pair_filters import PairFilters
 
@@ -26,10 +29,10 @@ def demo_project(make_project, annotator):
 def test_an_annotator_writes_replies_and_they_export_as_sft_rows(demo_project, annotator, admin_user):
     replies = ["Put it in boiling water for **8 minutes**.", "7 is prime."]
     for reply in replies:
-        assignment = services.assign_next(demo_project, annotator)
+        assignment = assign_next(demo_project, annotator)
         assert assignment.candidates_in_order == []
-        services.submit_annotation(assignment.pk, annotator, {"ideal_answer": reply})
-    assert services.assign_next(demo_project, annotator) is None
+        submit_annotation(assignment.pk, annotator, {"ideal_answer": reply})
+    assert assign_next(demo_project, annotator) is None
     assert not demo_project.pairs.exists()
     api = APIClient()
     api.force_authenticate(admin_user)
@@ -44,9 +47,9 @@ def test_an_annotator_writes_replies_and_they_export_as_sft_rows(demo_project, a
 @pytest.mark.parametrize("payload", [{"ideal_answer": "   "}, {"ideal_answer": "x\x00y"}, {"ideal_answer": 5},
                                      {"ideal_answer": "x" * 200_001}, {}])
 def test_a_bad_demonstration_is_refused_and_nothing_is_written(demo_project, annotator, payload):
-    assignment = services.assign_next(demo_project, annotator)
-    with pytest.raises(services.InvalidSubmission) as refused:
-        services.submit_annotation(assignment.pk, annotator, payload)
+    assignment = assign_next(demo_project, annotator)
+    with pytest.raises(InvalidSubmission) as refused:
+        submit_annotation(assignment.pk, annotator, payload)
     assert "ideal_answer" in refused.value.errors
     assert not Annotation.objects.exists()
     assert ComparisonTask.objects.get(pk=assignment.task_id).annotations_done == 0
@@ -59,10 +62,10 @@ def test_a_demonstration_project_takes_prompts_only(demo_project):
 
 
 def test_a_reviewer_edits_a_reply_and_the_export_has_the_edit(demo_project, annotator, admin_user, make_user):
-    assignment = services.assign_next(demo_project, annotator)
-    annotation = services.submit_annotation(assignment.pk, annotator, {"ideal_answer": "Boil it 3 minutes."})
+    assignment = assign_next(demo_project, annotator)
+    annotation = submit_annotation(assignment.pk, annotator, {"ideal_answer": "Boil it 3 minutes."})
     item = ReviewItem.objects.get(annotation=annotation)
-    with pytest.raises(services.InvalidSubmission):
+    with pytest.raises(InvalidSubmission):
         review.decide(item.pk, admin_user, decision="adjudicate", ranking=[[1]])
     review.decide(item.pk, admin_user, decision="edit", text="Boil it 8 to 10 minutes for a hard yolk.")
     item.refresh_from_db()
@@ -89,8 +92,8 @@ def test_sft_trainer_trains_on_the_export(demo_project, annotator, tiny_model_di
     from trl import SFTConfig, SFTTrainer
 
     for reply in ("Boil it for 8 minutes.", "7 is prime."):
-        assignment = services.assign_next(demo_project, annotator)
-        services.submit_annotation(assignment.pk, annotator, {"ideal_answer": reply})
+        assignment = assign_next(demo_project, annotator)
+        submit_annotation(assignment.pk, annotator, {"ideal_answer": reply})
     path = tmp_path / "sft.jsonl"
     path.write_bytes(b"".join(exporting.export_lines(demo_project, "sft", PairFilters())))
     torch.set_num_threads(1)

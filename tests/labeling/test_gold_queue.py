@@ -3,7 +3,9 @@ other task to the annotator, and never reach training data."""
 import pytest
 from scipy.stats import binomtest
 
-from labeling import services
+from labeling.actions.assignments import assign_next
+from labeling.actions.tasks import create_task
+from labeling.errors import LabelingError
 from labeling.models import ComparisonTask, PreferencePair
 from labeling.pair_filters import PairFilters
 
@@ -19,7 +21,7 @@ def test_gold_is_served_at_the_configured_share_and_never_twice(make_project, ma
     claims = gold = 0
     for _ in range(25):
         for user in annotators:
-            assignment = services.assign_next(project, user)
+            assignment = assign_next(project, user)
             claims += 1
             if assignment.task.is_gold:
                 gold += 1
@@ -35,8 +37,8 @@ def test_a_gold_task_goes_to_every_annotator_and_stays_open(make_project, make_u
     project = make_project(annotators=annotators, gold_share=1.0, overlap=1)
     (task,) = make_gold(project, 1)
     for user in annotators:
-        answer(services.assign_next(project, user), user)
-        assert services.assign_next(project, user) is None  # nothing else, and never the same gold twice
+        answer(assign_next(project, user), user)
+        assert assign_next(project, user) is None  # nothing else, and never the same gold twice
     task.refresh_from_db()
     assert task.annotations_done == 3 and task.status == ComparisonTask.Status.OPEN
 
@@ -46,7 +48,7 @@ def test_without_a_gold_share_gold_is_not_served(make_project, make_tasks, annot
     make_gold(project, 3)
     make_tasks(project, 2)
     served = []
-    while (assignment := services.assign_next(project, annotator)) is not None:
+    while (assignment := assign_next(project, annotator)) is not None:
         served.append(assignment.task.is_gold)
         answer(assignment, annotator)
     assert served == [False, False]
@@ -56,9 +58,9 @@ def test_when_no_gold_is_left_for_them_they_get_a_real_task(make_project, make_t
     project = make_project(annotators=[annotator], gold_share=1.0)
     make_gold(project, 1)
     make_tasks(project, 1)
-    first = services.assign_next(project, annotator)
+    first = assign_next(project, annotator)
     answer(first, annotator)
-    second = services.assign_next(project, annotator)
+    second = assign_next(project, annotator)
     assert first.task.is_gold and not second.task.is_gold
 
 
@@ -83,7 +85,7 @@ def test_gold_answers_never_reach_training_pairs(make_project, annotator):
     project = make_project(annotators=[annotator], gold_share=1.0)
     make_gold(project, 2)
     for _ in range(2):
-        answer(services.assign_next(project, annotator), annotator)
+        answer(assign_next(project, annotator), annotator)
     assert PreferencePair.objects.filter(project=project).count() == 2
     assert not PairFilters().pairs(project).exists()
 
@@ -95,6 +97,6 @@ def test_a_gold_task_without_a_valid_ranking_is_refused(make_project, ranking):
     project = make_project()
     prompt = Prompt.objects.create(project=project, messages=[{"role": "user", "content": "q"}])
     candidates = [Candidate.objects.create(prompt=prompt, text=t) for t in ("x", "y")]
-    with pytest.raises(services.LabelingError):
-        services.create_task(prompt, candidates, is_gold=True, gold_ranking=ranking)
+    with pytest.raises(LabelingError):
+        create_task(prompt, candidates, is_gold=True, gold_ranking=ranking)
     assert not ComparisonTask.objects.exists()

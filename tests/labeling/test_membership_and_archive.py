@@ -2,7 +2,10 @@
 submit or skip; an archived project is read-only (409, nothing written)."""
 import pytest
 
-from labeling import services
+from labeling.actions.annotations import submit_annotation
+from labeling.actions.assignments import assign_next, skip_task
+from labeling.actions.memberships import add_annotator, remove_annotator
+from labeling.errors import NotAllowed
 from labeling.models import Annotation, Assignment, ComparisonTask, PreferencePair, Project
 
 from tests.support.api import token_client
@@ -18,7 +21,7 @@ def project(make_project, annotator):
 @pytest.fixture
 def leased(project, make_tasks, annotator):
     make_tasks(project, 2)
-    return services.assign_next(project, annotator)
+    return assign_next(project, annotator)
 
 
 def nothing_written():
@@ -26,7 +29,7 @@ def nothing_written():
 
 
 def test_it_ends_the_leases_of_a_removed_annotator(project, leased, annotator):
-    services.remove_annotator(project, annotator)
+    remove_annotator(project, annotator)
     leased.refresh_from_db()
     assert leased.status == Assignment.Status.EXPIRED
     assert ComparisonTask.objects.get(pk=leased.task_id).leased == 0
@@ -34,39 +37,39 @@ def test_it_ends_the_leases_of_a_removed_annotator(project, leased, annotator):
 
 def test_it_gives_a_removed_annotators_task_to_the_others(project, leased, annotator, make_user):
     other = make_user("other")
-    services.add_annotator(project, other)
-    services.remove_annotator(project, annotator)
+    add_annotator(project, other)
+    remove_annotator(project, annotator)
     # The started task (the removed annotator's) is the first one served again.
-    assert services.assign_next(project, other).task_id == leased.task_id
+    assert assign_next(project, other).task_id == leased.task_id
 
 
 def test_it_refuses_a_submit_from_a_removed_annotator(project, leased, annotator):
-    services.remove_annotator(project, annotator)
-    with pytest.raises(services.NotAllowed, match="no longer an annotator"):
-        services.submit_annotation(leased.pk, annotator, {"choice": "a"})
+    remove_annotator(project, annotator)
+    with pytest.raises(NotAllowed, match="no longer an annotator"):
+        submit_annotation(leased.pk, annotator, {"choice": "a"})
     assert nothing_written()
 
 
 def test_it_refuses_a_submit_from_an_annotator_removed_after_the_lease_lapsed(project, leased, annotator):
     # Deactivated some other way (no lease ended): the submit itself checks membership.
     project.memberships.filter(user=annotator).update(is_active=False)
-    with pytest.raises(services.NotAllowed):
-        services.submit_annotation(leased.pk, annotator, {"choice": "a"})
+    with pytest.raises(NotAllowed):
+        submit_annotation(leased.pk, annotator, {"choice": "a"})
     assert nothing_written()
 
 
 def test_it_refuses_a_skip_from_a_removed_annotator(project, leased, annotator):
     project.memberships.filter(user=annotator).update(is_active=False)
-    with pytest.raises(services.NotAllowed):
-        services.skip_task(leased.pk, annotator)
+    with pytest.raises(NotAllowed):
+        skip_task(leased.pk, annotator)
     leased.refresh_from_db()
     assert leased.status == Assignment.Status.LEASED
 
 
 def test_it_lets_staff_submit_without_a_membership(project, make_tasks, admin_user):
     make_tasks(project, 1)
-    assignment = services.assign_next(project, admin_user)
-    assert services.submit_annotation(assignment.pk, admin_user, {"choice": "a"}).pk
+    assignment = assign_next(project, admin_user)
+    assert submit_annotation(assignment.pk, admin_user, {"choice": "a"}).pk
 
 
 def test_it_answers_403_to_a_removed_annotators_api_submit(project, leased, annotator, admin_user):

@@ -2,8 +2,11 @@
 import pytest
 from django.db import connection
 
-from labeling import services
+from labeling.actions.assignments import assign_next
+from labeling.actions.tasks import create_task, set_task_priority
+from labeling.errors import LabelingError
 from labeling.models import ComparisonTask
+from labeling.sql import claim_sql
 
 pytestmark = pytest.mark.django_db
 
@@ -12,17 +15,17 @@ def test_it_serves_a_newer_task_with_a_higher_priority_first(make_project, make_
     first, second = make_user("first"), make_user("second")
     project = make_project(annotators=[first, second], overlap=2)
     older = make_tasks(project, 3)
-    assert services.assign_next(project, first).task_id == older[0].pk  # now started: first in line
+    assert assign_next(project, first).task_id == older[0].pk  # now started: first in line
     (urgent,) = make_tasks(project, 1)
-    services.set_task_priority(urgent, 5)
-    assert services.assign_next(project, second).task_id == urgent.pk
+    set_task_priority(urgent, 5)
+    assert assign_next(project, second).task_id == urgent.pk
 
 
 def test_it_serves_lower_priority_after_the_default(make_project, make_tasks, annotator):
     project = make_project(annotators=[annotator])
     later, normal = make_tasks(project, 2)
-    services.set_task_priority(later, -1)
-    assert services.assign_next(project, annotator).task_id == normal.pk
+    set_task_priority(later, -1)
+    assert assign_next(project, annotator).task_id == normal.pk
 
 
 def test_it_creates_a_task_with_a_priority(make_project, make_tasks, annotator):
@@ -30,16 +33,16 @@ def test_it_creates_a_task_with_a_priority(make_project, make_tasks, annotator):
     make_tasks(project, 2)
     (task,) = make_tasks(project, 1)
     prompt = task.prompt
-    urgent = services.create_task(prompt, list(task.candidates.all()), priority=3)
+    urgent = create_task(prompt, list(task.candidates.all()), priority=3)
     assert urgent.priority == 3
-    assert services.assign_next(project, annotator).task_id == urgent.pk
+    assert assign_next(project, annotator).task_id == urgent.pk
 
 
 @pytest.mark.parametrize("bad", [1.5, True, "3", 40000, None])
 def test_it_refuses_a_priority_that_is_not_a_smallint(make_project, make_tasks, bad):
     (task,) = make_tasks(make_project(), 1)
-    with pytest.raises(services.LabelingError, match="priority"):
-        services.set_task_priority(task, bad)
+    with pytest.raises(LabelingError, match="priority"):
+        set_task_priority(task, bad)
 
 
 def test_it_claims_in_one_index_scan(make_project, make_tasks, annotator):
@@ -49,7 +52,7 @@ def test_it_claims_in_one_index_scan(make_project, make_tasks, annotator):
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE labeling_comparisontask")
         cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table: judge the plan, not the size
-        cursor.execute("EXPLAIN " + services._claim_sql(), [project.pk, annotator.pk, annotator.pk, project.pk])
+        cursor.execute("EXPLAIN " + claim_sql(), [project.pk, annotator.pk, annotator.pk, project.pk])
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "task_queue_idx" in plan, plan
     assert "Sort" not in plan, plan

@@ -7,7 +7,10 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from labeling import services
+from labeling.actions.annotations import submit_annotation
+from labeling.actions.assignments import assign_next
+from labeling.errors import Paused
+from labeling.queries import excluded_annotation_counts
 from labeling.models import Assignment, Membership
 
 from tests.support.quality import answer, make_gold
@@ -20,7 +23,7 @@ def test_a_careless_annotator_is_paused_after_n_gold_tasks(make_project, make_ta
     make_gold(project, 20)
     for user, right in ((careful, True), (careless, False)):
         for _ in range(30):
-            assignment = services.assign_next(project, user)
+            assignment = assign_next(project, user)
             answer(assignment, user, right=right)
             if Membership.objects.get(project=project, user=user).paused_at:
                 break
@@ -28,8 +31,8 @@ def test_a_careless_annotator_is_paused_after_n_gold_tasks(make_project, make_ta
     membership = Membership.objects.get(project=project, user=careless)
     assert membership.paused_at is not None and membership.gate_gold_done == 4
     assert "0% (0 of 4), below this project's 70%" in membership.paused_reason
-    with pytest.raises(services.Paused, match="accuracy on gold tasks is 0%"):
-        services.assign_next(project, careless)
+    with pytest.raises(Paused, match="accuracy on gold tasks is 0%"):
+        assign_next(project, careless)
     assert not Assignment.objects.filter(annotator=careless, status=Assignment.Status.LEASED).exists()
 
 
@@ -39,12 +42,12 @@ def test_qualification_serves_only_gold_until_passed(make_project, make_tasks, a
     make_gold(project, 5)
     served = []
     for right in (True, False, True):  # 2 of 3 right: passes at 0.6
-        assignment = services.assign_next(project, annotator)
+        assignment = assign_next(project, annotator)
         served.append(assignment.task.is_gold)
         answer(assignment, annotator, right=right)
     assert served == [True, True, True]
     assert Membership.objects.get(project=project, user=annotator).qualified_at is not None
-    assert not services.assign_next(project, annotator).task.is_gold  # real work now (gold_share 0)
+    assert not assign_next(project, annotator).task.is_gold  # real work now (gold_share 0)
 
 
 def test_failing_the_qualification_pauses_with_the_reason_on_the_page(client, make_project, make_tasks, annotator):
@@ -52,7 +55,7 @@ def test_failing_the_qualification_pauses_with_the_reason_on_the_page(client, ma
     make_tasks(project, 3)
     make_gold(project, 3)
     for right in (True, False):
-        answer(services.assign_next(project, annotator), annotator, right=right)
+        answer(assign_next(project, annotator), annotator, right=right)
     client.force_login(annotator)
     response = client.get(reverse("labeling:annotate", args=[project.slug]))
     assert response.status_code == 403
@@ -68,16 +71,16 @@ def test_a_qualifying_annotator_with_no_gold_left_is_told_why(make_project, make
     project = make_project(annotators=[annotator], qualification_tasks=3)
     make_tasks(project, 2)
     make_gold(project, 1)
-    answer(services.assign_next(project, annotator), annotator)
-    with pytest.raises(services.Paused, match="asks 3 gold tasks of a new annotator"):
-        services.assign_next(project, annotator)
+    answer(assign_next(project, annotator), annotator)
+    with pytest.raises(Paused, match="asks 3 gold tasks of a new annotator"):
+        assign_next(project, annotator)
 
 
 def test_staff_reinstate_a_paused_annotator(client, admin_user, make_project, make_tasks, annotator):
     project = make_project(annotators=[annotator], qualification_tasks=1, qualification_pass=1.0)
     make_tasks(project, 2)
     make_gold(project, 2)
-    answer(services.assign_next(project, annotator), annotator, right=False)
+    answer(assign_next(project, annotator), annotator, right=False)
     assert Membership.objects.get(project=project, user=annotator).paused_at is not None
     client.force_login(admin_user)
     page = client.get(reverse("labeling:project", args=[project.slug])).content.decode()
@@ -86,7 +89,7 @@ def test_staff_reinstate_a_paused_annotator(client, admin_user, make_project, ma
     assert "is reinstated" in response.content.decode()
     membership = Membership.objects.get(project=project, user=annotator)
     assert membership.paused_at is None and membership.gate_gold_done == 0 and membership.qualified_at
-    assert not services.assign_next(project, annotator).task.is_gold
+    assert not assign_next(project, annotator).task.is_gold
 
 
 def test_reinstating_over_the_api_and_refusals(make_project, annotator, make_user, admin_user):
@@ -107,12 +110,12 @@ def test_reinstating_over_the_api_and_refusals(make_project, annotator, make_use
 def test_a_paused_annotator_cannot_submit_an_old_lease(make_project, make_tasks, annotator):
     project = make_project(annotators=[annotator])
     make_tasks(project, 1)
-    assignment = services.assign_next(project, annotator)
+    assignment = assign_next(project, annotator)
     from labeling import quality
 
     quality.pause_annotator(project, annotator, reason="Paused by staff for a check.")
-    with pytest.raises(services.Paused, match="for a check"):
-        services.submit_annotation(assignment.pk, annotator, {"choice": "a"})
+    with pytest.raises(Paused, match="for a check"):
+        submit_annotation(assignment.pk, annotator, {"choice": "a"})
 
 
 def test_a_paused_annotators_labels_leave_the_pairs_until_reinstated(make_project, make_tasks, make_user, admin_user):
@@ -122,8 +125,8 @@ def test_a_paused_annotators_labels_leave_the_pairs_until_reinstated(make_projec
     tasks = make_tasks(project, 2)
     for user, choice in ((good, "a"), (careless, "b")):
         for _ in tasks:
-            assignment = services.assign_next(project, user)
-            services.submit_annotation(assignment.pk, user, {"choice": choice})
+            assignment = assign_next(project, user)
+            submit_annotation(assignment.pk, user, {"choice": choice})
     from labeling import quality
     from labeling.models import PreferencePair
 
@@ -131,7 +134,7 @@ def test_a_paused_annotators_labels_leave_the_pairs_until_reinstated(make_projec
     quality.pause_annotator(project, careless, reason="Paused by staff.")
     pairs = PreferencePair.objects.select_related("task")
     assert all(not p.is_tie and p.votes_a == 1 and p.votes_b == 0 for p in pairs)
-    assert services.excluded_annotation_counts(project) == {"rejected_by_review": 0, "paused_annotators": 2}
+    assert excluded_annotation_counts(project) == {"rejected_by_review": 0, "paused_annotators": 2}
     api = APIClient()
     api.force_authenticate(admin_user)
     response = api.get(f"/api/v1/projects/{project.slug}/export/")

@@ -5,7 +5,12 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from labeling import review, services
+from labeling import review
+from labeling.actions.annotations import submit_annotation
+from labeling.actions.assignments import assign_next
+from labeling.actions.memberships import add_annotator
+from labeling.actions.pairs import reaggregate_project
+from labeling.errors import Conflict, InvalidSubmission
 from labeling.models import Annotation, PreferencePair, ReviewItem
 
 
@@ -18,13 +23,13 @@ def team(make_user):
 def project(make_project, team):
     project = make_project(annotators=[team["ann1"], team["ann2"], team["ann3"]], overlap=3,
                            shuffle_positions=False, review_agreement_below=0.9)
-    services.add_annotator(project, team["rev"], role="reviewer")
+    add_annotator(project, team["rev"], role="reviewer")
     return project
 
 
 def label(project, user, choice, **extra):
-    assignment = services.assign_next(project, user)
-    return services.submit_annotation(assignment.pk, user, {"choice": choice, **extra})
+    assignment = assign_next(project, user)
+    return submit_annotation(assignment.pk, user, {"choice": choice, **extra})
 
 
 def test_disagreement_flags_and_samples_enter_the_queue(project, team, make_tasks):
@@ -56,7 +61,7 @@ def test_a_final_ranking_overrides_the_majority(project, team, make_tasks):
     assert (pair.chosen_id, pair.rejected_id) == (second.pk, first.pk)
     assert (pair.votes_a, pair.votes_b) == (2, 1)  # the votes stay the annotators'
     # and a later re-aggregation keeps the reviewer's ranking
-    services.reaggregate_project(project)
+    reaggregate_project(project)
     pair.refresh_from_db()
     assert pair.chosen_id == second.pk
 
@@ -67,14 +72,14 @@ def test_a_rejected_annotation_no_longer_counts_and_its_annotator_reads_the_note
     (task,) = make_tasks(project, 1)
     annotation = label(project, team["ann1"], "b")
     item = ReviewItem.objects.get(annotation=annotation)
-    with pytest.raises(services.InvalidSubmission, match="Say why"):
+    with pytest.raises(InvalidSubmission, match="Say why"):
         review.decide(item.pk, team["rev"], decision="reject", note="  ")
     review.decide(item.pk, team["rev"], decision="reject", note="Answer B invents a date.")
     assert Annotation.objects.get(pk=annotation.pk).is_rejected
     assert not PreferencePair.objects.filter(task=task).exists()
     # the same decision again is a no-op; a different one is a conflict
     review.decide(item.pk, team["rev"], decision="reject", note="Answer B invents a date.")
-    with pytest.raises(services.Conflict):
+    with pytest.raises(Conflict):
         review.decide(item.pk, team["rev"], decision="accept")
 
     api = APIClient()
@@ -102,7 +107,7 @@ def test_who_may_review(project, team, make_tasks, make_project, admin_user):
     api.force_authenticate(team["ann1"])  # their own annotation, and they are no reviewer
     assert api.post(url, {"decision": "accept"}, format="json").status_code == 403
     other = make_project(name="Other")
-    services.add_annotator(other, team["outsider"], role="reviewer")
+    add_annotator(other, team["outsider"], role="reviewer")
     api.force_authenticate(team["outsider"])  # a reviewer of another project
     assert api.post(url, {"decision": "accept"}, format="json").status_code == 403
     assert api.get(f"/api/v1/projects/{project.slug}/review/next/").status_code == 404

@@ -1,7 +1,12 @@
 import pytest
 
-from labeling import services
+from labeling.actions.annotations import submit_annotation
+from labeling.actions.assignments import assign_next
+from labeling.actions.memberships import add_annotator
+from labeling.actions.tasks import close_task
+from labeling.errors import Conflict, InvalidSubmission, NotAllowed
 from labeling.models import Annotation, Assignment, ComparisonTask, PreferencePair
+from labeling.votes import majority, pair_votes
 
 
 @pytest.fixture
@@ -12,7 +17,7 @@ def ranking_project(make_project, annotator):
 
 def lease(project, make_tasks, user):
     make_tasks(project, 1)
-    return services.assign_next(project, user)
+    return assign_next(project, user)
 
 
 def nothing_written():
@@ -22,7 +27,7 @@ def nothing_written():
 def test_ranking_is_stored_with_its_pairs(ranking_project, make_tasks, annotator):
     a = lease(ranking_project, make_tasks, annotator)
     order = a.shown_order
-    annotation = services.submit_annotation(a.pk, annotator, {
+    annotation = submit_annotation(a.pk, annotator, {
         "ranking": [[order[0]], [order[1]], [order[2]]], "ratings": {str(order[0]): {"helpful": 5}},
         "flags": {order[2]: ["off_topic"]}, "rationale": "first is right", "time_on_task_ms": 4200,
     })
@@ -39,13 +44,13 @@ def test_ranking_is_stored_with_its_pairs(ranking_project, make_tasks, annotator
 def test_repeated_submit_is_idempotent(ranking_project, make_tasks, annotator):
     a = lease(ranking_project, make_tasks, annotator)
     payload = {"ranking": [[c] for c in a.shown_order]}
-    first = services.submit_annotation(a.pk, annotator, payload)
-    again = services.submit_annotation(a.pk, annotator, payload)
+    first = submit_annotation(a.pk, annotator, payload)
+    again = submit_annotation(a.pk, annotator, payload)
     assert first.pk == again.pk
     assert Annotation.objects.count() == 1
     assert ComparisonTask.objects.get().annotations_done == 1
-    with pytest.raises(services.Conflict):
-        services.submit_annotation(a.pk, annotator, {"ranking": [[c] for c in reversed(a.shown_order)]})
+    with pytest.raises(Conflict):
+        submit_annotation(a.pk, annotator, {"ranking": [[c] for c in reversed(a.shown_order)]})
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -63,8 +68,8 @@ def test_repeated_submit_is_idempotent(ranking_project, make_tasks, annotator):
 ])
 def test_bad_payload_is_refused_and_writes_nothing(ranking_project, make_tasks, annotator, bad, message):
     a = lease(ranking_project, make_tasks, annotator)
-    with pytest.raises(services.InvalidSubmission, match=message):
-        services.submit_annotation(a.pk, annotator, bad(a.shown_order))
+    with pytest.raises(InvalidSubmission, match=message):
+        submit_annotation(a.pk, annotator, bad(a.shown_order))
     assert nothing_written()
     a.refresh_from_db()
     assert a.status == Assignment.Status.LEASED
@@ -72,18 +77,18 @@ def test_bad_payload_is_refused_and_writes_nothing(ranking_project, make_tasks, 
 
 def test_someone_elses_assignment_is_refused(ranking_project, make_tasks, annotator, make_user):
     other = make_user("other")
-    services.add_annotator(ranking_project, other)
+    add_annotator(ranking_project, other)
     a = lease(ranking_project, make_tasks, annotator)
-    with pytest.raises(services.NotAllowed):
-        services.submit_annotation(a.pk, other, {"ranking": [[c] for c in a.shown_order]})
+    with pytest.raises(NotAllowed):
+        submit_annotation(a.pk, other, {"ranking": [[c] for c in a.shown_order]})
     assert nothing_written()
 
 
 def test_closed_task_is_refused(ranking_project, make_tasks, annotator):
     a = lease(ranking_project, make_tasks, annotator)
-    services.close_task(a.task)
-    with pytest.raises(services.Conflict, match="closed"):
-        services.submit_annotation(a.pk, annotator, {"ranking": [[c] for c in a.shown_order]})
+    close_task(a.task)
+    with pytest.raises(Conflict, match="closed"):
+        submit_annotation(a.pk, annotator, {"ranking": [[c] for c in a.shown_order]})
     assert nothing_written()
 
 
@@ -92,8 +97,8 @@ def test_pairwise_choices(make_project, make_tasks, make_user):
     project = make_project(annotators=users, overlap=3, allow_ties=True, shuffle_positions=False)
     make_tasks(project, 1)
     for user, choice in zip(users, ["a", "a", "tie"]):
-        a = services.assign_next(project, user)
-        services.submit_annotation(a.pk, user, {"choice": choice})
+        a = assign_next(project, user)
+        submit_annotation(a.pk, user, {"choice": choice})
     pair = PreferencePair.objects.get()
     assert (pair.votes_a + pair.votes_b, pair.votes_tie) == (2, 1)
     assert pair.agreement == pytest.approx(2 / 3)
@@ -102,14 +107,14 @@ def test_pairwise_choices(make_project, make_tasks, make_user):
 
 
 def test_majority_and_ties():
-    assert services.majority(2, 1, 0) == ("a", pytest.approx(2 / 3), pytest.approx(1 / 3))
-    assert services.majority(1, 1, 0)[0] == "tie"
-    assert services.majority(0, 0, 2)[0] == "tie"
-    assert services.majority(0, 3, 1)[0] == "b"
+    assert majority(2, 1, 0) == ("a", pytest.approx(2 / 3), pytest.approx(1 / 3))
+    assert majority(1, 1, 0)[0] == "tie"
+    assert majority(0, 0, 2)[0] == "tie"
+    assert majority(0, 3, 1)[0] == "b"
 
 
 def test_kwise_ranking_yields_all_pairs():
-    votes = services.pair_votes([[[3], [1, 2], [4]]])
+    votes = pair_votes([[[3], [1, 2], [4]]])
     assert len(votes) == 6
     assert votes[(1, 2)] == [0, 0, 1]
     assert votes[(1, 3)] == [0, 1, 0]

@@ -2,7 +2,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from labeling import services
+from labeling.actions.annotations import submit_annotation
+from labeling.actions.assignments import assign_next
 from labeling.models import Annotation, Assignment, Candidate, ComparisonTask, PreferencePair, Project, Prompt
 
 
@@ -15,8 +16,8 @@ def superuser_client(client, db):
 def test_every_labeling_model_has_working_admin_pages(superuser_client, make_project, make_tasks, annotator):
     project = make_project(annotators=[annotator])
     make_tasks(project, 1)
-    assignment = services.assign_next(project, annotator)
-    services.submit_annotation(assignment.pk, annotator, {"choice": "a"})
+    assignment = assign_next(project, annotator)
+    submit_annotation(assignment.pk, annotator, {"choice": "a"})
     for model in (Project, Prompt, Candidate, ComparisonTask, Assignment, Annotation, PreferencePair):
         info = model._meta.app_label, model._meta.model_name
         obj = model.objects.first()
@@ -32,7 +33,7 @@ def test_switching_a_membership_off_in_the_admin_ends_the_users_leases(superuser
                                                                       annotator):
     project = make_project(annotators=[annotator])
     make_tasks(project, 1)
-    lease = services.assign_next(project, annotator)
+    lease = assign_next(project, annotator)
     url = reverse("admin:labeling_project_change", args=[project.pk])
     page = superuser_client.get(url)
     data = {}

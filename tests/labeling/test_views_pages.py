@@ -2,7 +2,10 @@
 import pytest
 from django.urls import reverse
 
-from labeling import services
+from labeling.actions.annotations import submit_annotation
+from labeling.actions.assignments import assign_next
+from labeling.actions.memberships import remove_annotator
+from labeling.actions.tasks import create_task
 from labeling.models import Assignment, Candidate, Prompt
 
 XSS_PROMPT = 'Hi <script>alert("prompt")</script> and <img src=x onerror=alert(1)>'
@@ -39,7 +42,7 @@ def test_non_member_cannot_open_the_annotate_page(client, project, make_tasks, m
 
 
 def test_removed_member_loses_access(client, project, annotator):
-    services.remove_annotator(project, annotator)
+    remove_annotator(project, annotator)
     client.force_login(annotator)
     assert client.get(annotate_url(project)).status_code == 403
 
@@ -90,7 +93,7 @@ def test_html_in_prompts_and_candidates_arrives_escaped(client, project, annotat
     candidates = [Candidate.objects.create(prompt=prompt, text=XSS_ANSWER),
                   Candidate.objects.create(prompt=prompt, text="```html\n<script>x()</script>\n```"),
                   Candidate.objects.create(prompt=prompt, text="plain")]
-    services.create_task(prompt, candidates)
+    create_task(prompt, candidates)
     client.force_login(annotator)
     page = client.get(annotate_url(project)).content.decode()
     assert '&lt;script&gt;alert("prompt")&lt;/script&gt;' in page
@@ -107,7 +110,7 @@ def test_flagged_candidate_shows_a_warning(client, project, annotator):
                                            moderation={"flagged": True, "reason": "unsafe advice"}),
                   Candidate.objects.create(prompt=prompt, text="good"),
                   Candidate.objects.create(prompt=prompt, text="ok")]
-    services.create_task(prompt, candidates)
+    create_task(prompt, candidates)
     client.force_login(annotator)
     page = client.get(annotate_url(project)).content.decode()
     assert "The moderation filter flagged this answer: unsafe advice" in page
@@ -125,8 +128,8 @@ def test_staff_project_page(client, make_project, make_tasks, admin_user, make_u
     make_tasks(project, 6)
     for user in (alice, bob):
         for _ in range(6):
-            a = services.assign_next(project, user)
-            services.submit_annotation(a.pk, user, {"ranking": [[min(a.shown_order)], [max(a.shown_order)]],
+            a = assign_next(project, user)
+            submit_annotation(a.pk, user, {"ranking": [[min(a.shown_order)], [max(a.shown_order)]],
                                                     "time_on_task_ms": 1500})
     client.force_login(admin_user)
     url = reverse("labeling:project", args=[project.slug])
@@ -148,7 +151,7 @@ def test_an_answer_cut_at_the_token_limit_is_marked_for_the_annotator(client, pr
     candidates = [Candidate.objects.create(prompt=prompt, text="It goes on and", decoding=cut),
                   Candidate.objects.create(prompt=prompt, text="Done.", decoding={**cut, "finish_reason": "stop"}),
                   Candidate.objects.create(prompt=prompt, text="Hand-written.")]
-    services.create_task(prompt, candidates)
+    create_task(prompt, candidates)
     client.force_login(annotator)
     page = client.get(annotate_url(project)).content.decode()
     assert page.count("cut at the token limit</span>") == 1
@@ -174,10 +177,10 @@ def test_recent_activity_shows_prompt_text_and_the_ranking_as_the_annotator_saw_
     prompt = Prompt.objects.create(project=project, messages=[
         {"role": "user", "content": "Why does **this** crash?\n\n```python\nitems[3]\n```"}])
     candidates = [Candidate.objects.create(prompt=prompt, text=f"Answer *number* {i}") for i in range(3)]
-    services.create_task(prompt, candidates)
-    assignment = services.assign_next(project, annotator)
+    create_task(prompt, candidates)
+    assignment = assign_next(project, annotator)
     a, b, c = assignment.shown_order  # the page showed them as A, B, C
-    services.submit_annotation(assignment.pk, annotator, {"ranking": [[c], [a, b]]})
+    submit_annotation(assignment.pk, annotator, {"ranking": [[c], [a, b]]})
 
     client.force_login(admin_user)
     page = client.get(reverse("labeling:project", args=[project.slug])).content.decode()

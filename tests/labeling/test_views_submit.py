@@ -5,7 +5,9 @@ import json
 import pytest
 from django.urls import reverse
 
-from labeling import services
+from labeling.actions.assignments import assign_next
+from labeling.actions.memberships import add_annotator
+from labeling.actions.tasks import close_task
 from labeling.models import Annotation, Assignment, ComparisonTask, PreferencePair
 
 
@@ -18,7 +20,7 @@ def project(make_project, annotator):
 @pytest.fixture
 def leased(project, make_tasks, annotator):
     make_tasks(project, 2)
-    return services.assign_next(project, annotator)
+    return assign_next(project, annotator)
 
 
 @pytest.fixture
@@ -98,7 +100,7 @@ def test_missing_ranking_gets_400(ann_client, leased):
 
 def test_someone_elses_assignment_gets_403(client, project, leased, make_user):
     bob = make_user("bob")
-    services.add_annotator(project, bob)
+    add_annotator(project, bob)
     client.force_login(bob)
     response = post(client, leased, [[c] for c in leased.shown_order])
     assert response.status_code == 403
@@ -115,7 +117,7 @@ def test_assignment_of_another_project_gets_404(ann_client, leased, make_project
 
 
 def test_closed_task_gets_409(ann_client, leased):
-    services.close_task(leased.task)  # which also ends the lease
+    close_task(leased.task)  # which also ends the lease
     response = post(ann_client, leased, [[c] for c in leased.shown_order])
     assert response.status_code == 409
     assert "This task is closed" in response.content.decode()
@@ -173,7 +175,7 @@ def test_skip_after_submit_gets_409(ann_client, leased):
 def test_pairwise_choice(client, make_project, make_tasks, annotator):
     project = make_project(name="Pairs", annotators=[annotator], allow_ties=False)
     make_tasks(project, 1)
-    assignment = services.assign_next(project, annotator)
+    assignment = assign_next(project, annotator)
     client.force_login(annotator)
     response = post(client, assignment, choice="tie")
     assert response.status_code == 400 and "does not allow ties" in response.content.decode()

@@ -2,7 +2,7 @@
 moderation verdicts, long prompts, and jobs that keep their progress and errors."""
 import pytest
 
-from labeling import services as labeling
+from labeling.actions.assignments import assign_next
 from labeling.models import Candidate, ComparisonTask
 from models_app import services
 from models_app.decoding import DecodingConfigError
@@ -86,7 +86,7 @@ def test_moderation_verdicts_are_stored_and_the_project_hides_or_warns(
     }
     assert first.moderation["filters"]["rules"]["flagged"] is False
     assert not any(c.is_flagged for c in rest)
-    shown = labeling.assign_next(project, annotator).shown_order
+    shown = assign_next(project, annotator).shown_order
     if policy == "hide":
         assert sorted(shown) == sorted(c.pk for c in rest)
     else:

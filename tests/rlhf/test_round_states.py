@@ -6,7 +6,9 @@ import re
 import pytest
 from django.urls import reverse
 
-from labeling import services as labeling
+from labeling.actions.annotations import submit_annotation
+from labeling.actions.assignments import assign_next
+from labeling.actions.tasks import create_task
 from labeling.models import Candidate
 from models_app import services as models
 from models_app.models import GenerationJob, ModelVersion
@@ -104,13 +106,13 @@ def labeling_round(project, n=2):
                                  policy_in=models.deployed_policy(project))
     for i, prompt in enumerate(add_prompts(project, n)):
         candidates = [Candidate.objects.create(prompt=prompt, text=f"answer {i}.{j}") for j in range(2)]
-        labeling.create_task(prompt, candidates, round=round)
+        create_task(prompt, candidates, round=round)
     return round
 
 
 def label_one(project):
-    assignment = labeling.assign_next(project, project.annotator)
-    labeling.submit_annotation(assignment.pk, project.annotator, {"ranking": [[assignment.shown_order[0]],
+    assignment = assign_next(project, project.annotator)
+    submit_annotation(assignment.pk, project.annotator, {"ranking": [[assignment.shown_order[0]],
                                                                                [assignment.shown_order[1]]]})
 
 

@@ -8,7 +8,9 @@ import sys
 import pytest
 import yaml
 
-from labeling import selection, services
+from labeling import selection
+from labeling.actions.annotations import submit_annotation
+from labeling.actions.assignments import assign_next
 from labeling.models import ComparisonTask
 from models_app import services as models
 from rlhf import uncertainty
@@ -17,9 +19,9 @@ from rlhf.models import Round
 
 def served_order(project, annotator):
     order = []
-    while (assignment := services.assign_next(project, annotator)) is not None:
+    while (assignment := assign_next(project, annotator)) is not None:
         order.append(assignment.task_id)
-        services.submit_annotation(assignment.pk, annotator, {"choice": "a"})
+        submit_annotation(assignment.pk, annotator, {"choice": "a"})
     return order
 
 

@@ -85,9 +85,9 @@ def test_chat_traffic_becomes_prompts_and_preference_pairs(serving_setup, make_u
 
     # An opted-out user's conversation never leaves the chat.
     shy = make_user("shy")
-    from labeling import services as labeling_services
+    from labeling.actions.memberships import add_annotator
 
-    labeling_services.add_annotator(project, shy)
+    add_annotator(project, shy)
     services.set_opt_out(shy, True)
     shy_conversation = services.start_conversation(shy, project)
     shy_first = _answered(shy_conversation, "Private question", "Private answer.")

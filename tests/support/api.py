@@ -4,7 +4,8 @@ from django.http import StreamingHttpResponse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from labeling import services
+from labeling.actions.annotations import submit_annotation
+from labeling.actions.assignments import assign_next
 
 
 def token_client(user=None):
@@ -21,9 +22,9 @@ def jsonl(*rows):
 
 def rank_all(project, annotator, order=lambda ids: sorted(ids), payload_extra=None):
     """The annotator ranks every task they get: candidates in `order` of their ids."""
-    while (assignment := services.assign_next(project, annotator)) is not None:
+    while (assignment := assign_next(project, annotator)) is not None:
         ranking = [[c] for c in order(assignment.shown_order)]
-        services.submit_annotation(assignment.pk, annotator, {"ranking": ranking, **(payload_extra or {})})
+        submit_annotation(assignment.pk, annotator, {"ranking": ranking, **(payload_extra or {})})
 
 
 def read_export(client, project, query=""):

@@ -1,5 +1,6 @@
 """Gold tasks and answers for the label-quality tests."""
-from labeling import services
+from labeling.actions.annotations import submit_annotation
+from labeling.actions.tasks import create_task
 from labeling.models import Candidate, Prompt
 
 
@@ -9,7 +10,7 @@ def make_gold(project, n):
     for i in range(n):
         prompt = Prompt.objects.create(project=project, messages=[{"role": "user", "content": f"Gold question {i}?"}])
         good, bad = (Candidate.objects.create(prompt=prompt, text=f"Gold answer {i}.{j}") for j in range(2))
-        tasks.append(services.create_task(prompt, [good, bad], is_gold=True, gold_ranking=[[good.pk], [bad.pk]]))
+        tasks.append(create_task(prompt, [good, bad], is_gold=True, gold_ranking=[[good.pk], [bad.pk]]))
     return tasks
 
 
@@ -22,4 +23,4 @@ def answer(assignment, user, *, right=True):
         choice = "a" if first_is_best == right else "b"
     else:
         choice = "a"
-    return services.submit_annotation(assignment.pk, user, {"choice": choice})
+    return submit_annotation(assignment.pk, user, {"choice": choice})

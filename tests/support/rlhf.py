@@ -9,7 +9,9 @@ from pathlib import Path
 
 from django.conf import settings
 
-from labeling import services as labeling
+from labeling.actions.annotations import submit_annotation
+from labeling.actions.assignments import assign_next
+from labeling.actions.tasks import create_task
 from labeling.models import Candidate, Prompt
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,9 +99,9 @@ def add_prompts(project, n, *, start=0):
 
 
 def annotate_all(project, annotator, *, prefer=lambda texts: 0, tie=False, ideal_answer=""):
-    """Rank every open task through the labeling services; `prefer` picks the winner's index."""
+    """Rank every open task through the labeling actions; `prefer` picks the winner's index."""
     done = 0
-    while (assignment := labeling.assign_next(project, annotator)) is not None:
+    while (assignment := assign_next(project, annotator)) is not None:
         shown = assignment.shown_order
         if tie:
             payload = {"ranking": [shown]}
@@ -107,7 +109,7 @@ def annotate_all(project, annotator, *, prefer=lambda texts: 0, tie=False, ideal
             texts = [Candidate.objects.get(pk=c).text for c in shown]
             best = shown[prefer(texts)]
             payload = {"ranking": [[best], [c for c in shown if c != best]], "ideal_answer": ideal_answer}
-        labeling.submit_annotation(assignment.pk, annotator, payload)
+        submit_annotation(assignment.pk, annotator, payload)
         done += 1
     return done
 
@@ -116,4 +118,4 @@ def hand_written_tasks(project, prompts):
     for i, prompt in enumerate(prompts):
         candidates = [Candidate.objects.create(prompt=prompt, text=text) for text in (
             f"Here is a helpful answer with code {i}.", f"Sorry, I cannot help {i}.")]
-        labeling.create_task(prompt, candidates)
+        create_task(prompt, candidates)

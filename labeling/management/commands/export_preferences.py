@@ -5,9 +5,9 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling import exporting
+from labeling.errors import LabelingError
 from labeling.models import Project
 from labeling.pair_filters import PairFilters
-from labeling.services import LabelingError
 
 
 class Command(BaseCommand):

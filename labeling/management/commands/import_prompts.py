@@ -4,8 +4,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling import importing
+from labeling.errors import LabelingError
 from labeling.models import Project
-from labeling.services import LabelingError
 
 
 class Command(BaseCommand):
