@@ -1,11 +1,12 @@
-"""The labeling REST API (/api/v1/): thin views over labeling.actions, labeling.queries, labeling.importing,
-labeling.preference_import and labeling.exporting. Admin (staff) endpoints: projects (write),
-prompts, candidates, tasks, annotations, pairs, import, preference import, export. Annotator endpoints: their projects (read), next task,
-their own assignments, submit and skip."""
+"""The labeling REST API (/api/v1/): thin views over labeling.actions (every write),
+labeling.queries (every read), labeling.importing, labeling.preference_import and
+labeling.exporting; the serializers only check and shape. Admin (staff) endpoints: projects
+(write), prompts, candidates, tasks, annotations, pairs, import, preference import, export.
+Annotator endpoints: their projects (read), next task, their own assignments, submit and skip."""
 import django_filters
 from django.contrib.auth import get_user_model
-from django.http.request import RawPostDataException
 from django.http import Http404, StreamingHttpResponse
+from django.http.request import RawPostDataException
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -20,10 +21,13 @@ from rankloop.api_common import IgnoreFormatParam, IsAdmin, IsAdminOrReadOnly
 from . import exporting, importing, preference_import, quality, queries, review
 from .actions.annotations import submit_annotation
 from .actions.assignments import assign_next, skip_task
+from .actions.candidates import add_candidate
 from .actions.memberships import add_annotator, remove_annotator
+from .actions.projects import create_project, update_project
+from .actions.prompts import create_prompt, delete_prompt
 from .actions.tasks import close_task, create_task, set_task_priority
 from .errors import Conflict, NotAllowed, NotFound, NotYours, Paused
-from .models import Annotation, Assignment, Candidate, ComparisonTask, PreferencePair, Project, Prompt, ReviewItem
+from .models import Annotation, Assignment, Candidate, ComparisonTask, PreferencePair, Project, Prompt
 from .pair_filters import PairFilters
 from .serializers import (
     AnnotationSerializer,
@@ -165,12 +169,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
     filterset_class = ProjectFilter
 
     def get_queryset(self):
-        user = self.request.user
-        if user.is_authenticated and user.is_staff:
-            return Project.objects.all()
-        if not user.is_authenticated:
-            return Project.objects.none()
-        return queries.projects_for(user).distinct()
+        return queries.projects_visible_to(self.request.user)
 
     def get_serializer_class(self):
         if self.request.user.is_authenticated and self.request.user.is_staff:
@@ -178,7 +177,10 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         return AnnotatorProjectSerializer
 
     def perform_create(self, serializer):
-        serializer.save(created_by=self.request.user)
+        serializer.instance = create_project(created_by=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = update_project(serializer.instance, **serializer.validated_data)
 
     @extend_schema(request=None, responses={200: AssignmentSerializer, 204: OpenApiResponse(
         description="Nothing left for you in this project.")})
@@ -343,7 +345,13 @@ class PromptViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
     permission_classes = [IsAdmin]
     serializer_class = PromptSerializer
     filterset_class = PromptFilter
-    queryset = Prompt.objects.select_related("project")
+    queryset = queries.prompts()
+
+    def perform_create(self, serializer):
+        serializer.instance = create_prompt(**serializer.validated_data)
+
+    def perform_destroy(self, prompt):
+        delete_prompt(prompt)
 
 
 class CandidateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
@@ -353,14 +361,17 @@ class CandidateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
     permission_classes = [IsAdmin]
     serializer_class = CandidateSerializer
     filterset_class = CandidateFilter
-    queryset = Candidate.objects.select_related("model_version")
+    queryset = queries.candidates()
+
+    def perform_create(self, serializer):
+        serializer.instance = add_candidate(**serializer.validated_data)
 
 
 class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     permission_classes = [IsAdmin]
     serializer_class = TaskSerializer
     filterset_class = TaskFilter
-    queryset = ComparisonTask.objects.select_related("round").prefetch_related("candidates")
+    queryset = queries.tasks()
 
     @extend_schema(request=TaskCreateSerializer, responses={201: TaskSerializer})
     def create(self, request):
@@ -397,7 +408,7 @@ class AnnotationViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [IsAdmin]
     serializer_class = AnnotationSerializer
     filterset_class = AnnotationFilter
-    queryset = Annotation.objects.select_related("annotator")
+    queryset = queries.annotations()
 
 
 class PairViewSet(viewsets.ReadOnlyModelViewSet):
@@ -406,15 +417,10 @@ class PairViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [IsAdmin]
     serializer_class = PairSerializer
     filterset_class = PairFilter
-    queryset = PreferencePair.objects.select_related("round")
+    queryset = queries.pairs()
 
 
 # --- the annotator's own work ----------------------------------------------------------------
-
-
-def _assignments():
-    return Assignment.objects.select_related("project", "task__prompt", "annotation").prefetch_related(
-        "task__candidates")
 
 
 class AssignmentViewSet(viewsets.ReadOnlyModelViewSet):
@@ -428,7 +434,7 @@ class AssignmentViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return Assignment.objects.none()
-        return _assignments().filter(annotator=self.request.user)
+        return queries.assignments_of(self.request.user)
 
     @extend_schema(request=SubmissionSerializer, responses={201: AnnotationSerializer})
     @action(detail=True, methods=["post"])
@@ -452,14 +458,14 @@ class AssignmentViewSet(viewsets.ReadOnlyModelViewSet):
     def skip(self, request, pk=None):
         """Pass on this task: it goes to others, never back to you."""
         assignment = skip_task(self.get_object().pk, request.user)
-        return Response(AssignmentSerializer(_assignments().get(pk=assignment.pk)).data)
+        return Response(AssignmentSerializer(queries.assignments_of(request.user).get(pk=assignment.pk)).data)
 
 
 class ReviewItemViewSet(viewsets.GenericViewSet):
     """Decide a review item: accept, reject with a note, or record the final ranking."""
 
     permission_classes = [IsAuthenticated]
-    queryset = ReviewItem.objects.all()
+    queryset = queries.review_items()
 
     @extend_schema(request=ReviewDecisionSerializer, responses=ReviewItemSerializer)
     @action(detail=True, methods=["post"])

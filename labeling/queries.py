@@ -1,6 +1,6 @@
 """Read-only queries of the labeling app: projects a user labels, progress, agreement, the
-annotations that count, pair sources (the pairs a consumer reads: labeling.pair_filters). Nothing
-here writes."""
+annotations that count, pair sources (the pairs a consumer reads: labeling.pair_filters), and what
+the pages and the API list. Nothing here writes; views and API views build no queries of their own."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -10,7 +10,17 @@ from django.utils import timezone
 
 from . import quality, sql, votes
 from .errors import NotAllowed, NotFound
-from .models import Annotation, ComparisonTask, Membership, PreferencePair, Project
+from .models import (
+    Annotation,
+    Assignment,
+    Candidate,
+    ComparisonTask,
+    Membership,
+    PreferencePair,
+    Project,
+    Prompt,
+    ReviewItem,
+)
 
 # --- projects and members -------------------------------------------------------------------
 
@@ -138,3 +148,78 @@ def annotations_per_annotator(project: Project):
         .order_by("-n")
     )
 
+
+
+# --- what the pages and the API list -----------------------------------------------------------
+
+
+def projects_visible_to(user):
+    """The projects the API lists for a user: all for staff, their labeling projects otherwise."""
+    if user.is_authenticated and user.is_staff:
+        return Project.objects.all()
+    if not user.is_authenticated:
+        return Project.objects.none()
+    return projects_for(user).distinct()
+
+
+def prompts():
+    return Prompt.objects.select_related("project")
+
+
+def candidates():
+    return Candidate.objects.select_related("model_version")
+
+
+def tasks():
+    return ComparisonTask.objects.select_related("round").prefetch_related("candidates")
+
+
+def annotations():
+    return Annotation.objects.select_related("annotator")
+
+
+def pairs():
+    return PreferencePair.objects.select_related("round")
+
+
+def review_items():
+    return ReviewItem.objects.all()
+
+
+def assignments_of(user):
+    """The user's own assignments with what their page and the API show: the task's prompt and
+    candidates, the annotation."""
+    return (Assignment.objects.select_related("project", "task__prompt", "annotation")
+            .prefetch_related("task__candidates").filter(annotator=user))
+
+
+def assignment_in_project(slug, assignment_id) -> bool:
+    return Assignment.objects.filter(pk=assignment_id, project__slug=slug).exists()
+
+
+def recent_annotations(project: Project, limit=20) -> list[Annotation]:
+    """The project's latest annotations, with who, the task's prompt and the order shown."""
+    return list(
+        Annotation.objects.filter(task__project=project)
+        .select_related("annotator", "task__prompt", "assignment")
+        .order_by("-created_at")[:limit]
+    )
+
+
+def members(project: Project):
+    """The project's memberships (active first), each with the member's annotations in it."""
+    return (
+        project.memberships.select_related("user")
+        .annotate(annotations=Count("user__annotations", filter=Q(user__annotations__task__project=project)))
+        .order_by("-is_active", "user__username")
+    )
+
+
+def candidate_texts(ids) -> dict:
+    """{candidate id: text} for these ids."""
+    return dict(Candidate.objects.filter(pk__in=ids).values_list("id", "text"))
+
+
+def candidates_of(task: ComparisonTask) -> list[Candidate]:
+    """The task's candidates in id order (the letters A, B, C... of the review page)."""
+    return list(task.candidates.order_by("id"))

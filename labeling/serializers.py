@@ -1,5 +1,5 @@
-"""DRF serializers of the labeling API: shapes on the wire and input checks at the edge.
-State changes go through labeling.actions (or labeling.importing)."""
+"""DRF serializers of the labeling API: shapes on the wire and input checks at the edge. They never
+write: the views pass what they checked to labeling.actions (or labeling.importing)."""
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -30,6 +30,17 @@ def reject_unstorable_text(value, path="value"):
     return value
 
 
+class ValidateOnly:
+    """A ModelSerializer that checks input and shapes output, and never writes: the view passes
+    `validated_data` to the action (labeling.actions), so save() has nothing to call."""
+
+    def create(self, validated_data):
+        raise NotImplementedError("Writes go through labeling.actions, not the serializer.")
+
+    def update(self, instance, validated_data):
+        raise NotImplementedError("Writes go through labeling.actions, not the serializer.")
+
+
 _DATETIME = serializers.DateTimeField()
 
 
@@ -37,7 +48,7 @@ def _datetime(value):
     return None if value is None else _DATETIME.to_representation(value)
 
 
-class ProjectSerializer(serializers.ModelSerializer):
+class ProjectSerializer(ValidateOnly, serializers.ModelSerializer):
     # Made from the name once and then fixed: it is in every URL and client script.
     slug = serializers.SlugField(read_only=True)
 
@@ -92,7 +103,7 @@ class MessageSerializer(serializers.Serializer):
     content = serializers.CharField(trim_whitespace=False)
 
 
-class PromptSerializer(serializers.ModelSerializer):
+class PromptSerializer(ValidateOnly, serializers.ModelSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
     messages = serializers.JSONField(
         help_text='Text, or chat messages [{"role": "user", "content": "..."}] ending with the user\'s turn.')
@@ -118,7 +129,7 @@ class PromptSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class CandidateSerializer(serializers.ModelSerializer):
+class CandidateSerializer(ValidateOnly, serializers.ModelSerializer):
     text = serializers.CharField(trim_whitespace=False)
     origin = serializers.CharField(read_only=True)
 

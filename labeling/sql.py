@@ -286,7 +286,7 @@ def copy_prompts(project, rows, source, uids, splits, *, want_ids: bool) -> list
         floor = cursor.fetchone()[0]
         with cursor.cursor.copy("COPY labeling_prompt (uid, project_id, messages, external_id, tags, source, split, "
                                 "created_at) FROM STDIN") as copy:
-            for row, uid, split in zip(rows, uids, splits):
+            for row, uid, split in zip(rows, uids, splits, strict=True):
                 copy.write_row((uid, project.pk, dumps(row.messages).decode(), row.external_id,
                                 dumps(row.tags).decode(), row.source or source, split, now))
         if not want_ids:
@@ -327,9 +327,9 @@ def copy_instances(objects) -> None:
                        [model._meta.db_table, len(objects)])
         ids = [row[0] for row in cursor.fetchall()]
         with cursor.cursor.copy(f"COPY {table} (id, {columns}) FROM STDIN") as copy:
-            for pk, obj in zip(ids, objects):
+            for pk, obj in zip(ids, objects, strict=True):
                 copy.write_row((pk, *[value(obj) for value in values]))
-    for pk, obj in zip(ids, objects):
+    for pk, obj in zip(ids, objects, strict=True):
         obj.pk = pk
         obj._state.adding = False
 

@@ -144,7 +144,7 @@ def check_ranking(ranking, shown, *, allow_ties):
         try:
             tier = [_as_candidate_id(c) for c in tier]
         except ValueError:
-            raise InvalidSubmission("Candidate ids must be integers.")
+            raise InvalidSubmission("Candidate ids must be integers.") from None
         if len(tier) > 1 and not allow_ties:
             raise InvalidSubmission("This project does not allow ties.")
         tiers.append(tier)

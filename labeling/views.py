@@ -8,7 +8,6 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -16,7 +15,7 @@ from . import forms, preference_import, quality, queries, review
 from .actions.annotations import submit_annotation
 from .actions.assignments import assign_next, skip_task
 from .errors import InvalidSubmission, LabelingError, NotFound
-from .models import Annotation, Assignment, Candidate, Project, ReviewItem
+from .models import Project, ReviewItem
 from .submission import text_problem
 from .templatetags.labeling_tags import plain_text
 
@@ -97,7 +96,7 @@ def annotate(request, slug):
 def _project_assignment(slug, assignment_id):
     """404 unless the assignment is one of project `slug`'s. Membership, ownership and whether the
     project is archived (409) are the action's checks, under its row lock."""
-    if not Assignment.objects.filter(pk=assignment_id, project__slug=slug).exists():
+    if not queries.assignment_in_project(slug, assignment_id):
         raise NotFound("No such assignment in this project.")
 
 
@@ -171,24 +170,14 @@ def import_summary(report) -> str:
 
 
 def _project_context(project, import_form):
-    recent = list(
-        Annotation.objects.filter(task__project=project)
-        .select_related("annotator", "task__prompt", "assignment")
-        .order_by("-created_at")[:20]
-    )
-    members = (
-        project.memberships.select_related("user")
-        .annotate(annotations=Count("user__annotations", filter=Q(user__annotations__task__project=project)))
-        .order_by("-is_active", "user__username")
-    )
     return {
         "project": project,
         "progress": queries.project_progress(project),
         "per_annotator": queries.annotations_per_annotator(project),
         "agreement": queries.project_agreement(project),
         "agreement_by_round": queries.agreement_by_round(project),
-        "recent": _as_shown(recent),
-        "members": members,
+        "recent": _as_shown(queries.recent_annotations(project, 20)),
+        "members": queries.members(project),
         "quality": quality.annotator_quality(project),
         "open_reviews": review.open_count(project),
         "excluded": queries.excluded_annotation_counts(project),
@@ -213,7 +202,7 @@ def _as_shown(annotations):
     """Each annotation with its ranking as the annotator saw it: tiers of answer letters (A is
     the first answer on their page), each with a short plain-text preview of the answer."""
     ids = {cid for annotation in annotations for tier in annotation.ranking for cid in tier}
-    texts = dict(Candidate.objects.filter(pk__in=ids).values_list("id", "text"))
+    texts = queries.candidate_texts(ids)
     rows = []
     for annotation in annotations:
         position = {cid: i for i, cid in enumerate(annotation.assignment.shown_order)}
@@ -264,7 +253,7 @@ def review_next(request, slug):
     item = review.next_item(project, request.user)
     context = {"project": project, "item": item, "open_count": review.open_count(project)}
     if item is not None:
-        candidates = list(item.task.candidates.order_by("id"))
+        candidates = queries.candidates_of(item.task)
         letters = _letters(candidates)
         letter_of = {pk: letter for letter, pk in letters.items()}
         context.update(candidates=[{"candidate": c, "label": letter_of[c.pk]} for c in candidates],
@@ -280,7 +269,7 @@ def review_decide(request, slug, item_id):
     item = get_object_or_404(ReviewItem, pk=item_id, project=project)
     ranking = None
     if request.POST.get("decision") == "adjudicate":
-        ranking = _ranking_from_letters(request.POST.get("ranking"), _letters(item.task.candidates.order_by("id")))
+        ranking = _ranking_from_letters(request.POST.get("ranking"), _letters(queries.candidates_of(item.task)))
     review.decide(item.pk, request.user, decision=request.POST.get("decision"), note=request.POST.get("note", ""),
                   ranking=ranking, text=request.POST.get("text"))
     messages.success(request, "Review saved.")

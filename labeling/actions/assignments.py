@@ -184,7 +184,7 @@ def locked_assignment(assignment_id, annotator) -> Assignment:
     try:
         assignment_id = int(assignment_id)
     except (TypeError, ValueError):
-        raise NotFound("No such assignment.")
+        raise NotFound("No such assignment.") from None
     found = sql.locked_assignment(assignment_id)
     if found is None:
         raise NotFound("No such assignment.")

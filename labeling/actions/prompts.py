@@ -1,0 +1,16 @@
+"""Prompts, one at a time (a file of them: labeling.importing)."""
+from __future__ import annotations
+
+from ..models import Project, Prompt
+
+
+def create_prompt(project: Project, messages: list, *, external_id=None, tags=None, source="") -> Prompt:
+    """A prompt of the project: chat messages ending with the user's turn (checked at the edge);
+    its train / held-out split is drawn from its uid."""
+    return Prompt.objects.create(project=project, messages=messages, external_id=external_id,
+                                 tags=[] if tags is None else tags, source=source)
+
+
+def delete_prompt(prompt: Prompt) -> None:
+    """The prompt goes, with its candidates, tasks, annotations and pairs (one transaction)."""
+    prompt.delete()
