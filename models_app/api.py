@@ -1,5 +1,6 @@
 """The model-registry REST API (/api/v1/, admins only): model versions with lineage, and
-deployments (deploy, rollback). Thin views over models_app.services."""
+deployments (deploy, rollback). Thin views over models_app.services; their refusals
+(ModelRegistryError 400, DeploymentRefused 409) answer through rankloop.api_common."""
 import django_filters
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
@@ -8,7 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from labeling.models import Project
-from rankloop.api_common import IsAdmin, ServiceRefusal
+from rankloop.api_common import IsAdmin
 
 from . import services
 from .models import Deployment, ModelVersion
@@ -99,13 +100,10 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         data = RegisterModelSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        try:
-            version = services.register_model(
-                values["path"], kind=values["kind"], name=values.get("name"), parent=values.get("parent"),
-                is_adapter=values["is_adapter"], project=values.get("project"), notes=values.get("notes", ""),
-                user=request.user)
-        except services.ModelRegistryError as exc:
-            raise ServiceRefusal(str(exc))
+        version = services.register_model(
+            values["path"], kind=values["kind"], name=values.get("name"), parent=values.get("parent"),
+            is_adapter=values["is_adapter"], project=values.get("project"), notes=values.get("notes", ""),
+            user=request.user)
         return Response(ModelVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
 
@@ -123,11 +121,8 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         data = DeploySerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        try:
-            deployment = services.deploy(values["project"], values["model_version"], user=request.user,
-                                         note=values["note"])
-        except services.ModelRegistryError as exc:
-            raise ServiceRefusal(str(exc), status.HTTP_409_CONFLICT)
+        deployment = services.deploy(values["project"], values["model_version"], user=request.user,
+                                     note=values["note"])
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=RollbackSerializer, responses={201: DeploymentSerializer})
@@ -136,8 +131,5 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         data = RollbackSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         project = get_object_or_404(Project, pk=data.validated_data["project"].pk)
-        try:
-            deployment = services.rollback(project, user=request.user, to=data.validated_data.get("to"))
-        except services.ModelRegistryError as exc:
-            raise ServiceRefusal(str(exc), status.HTTP_409_CONFLICT)
+        deployment = services.rollback(project, user=request.user, to=data.validated_data.get("to"))
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)

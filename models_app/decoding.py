@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from rankloop.errors import InvalidInput
+
 STRATEGIES = ("sample", "greedy", "beam")
 # Absolute cap when the model is not known yet; with a model, its context is the limit.
 MAX_NEW_TOKENS_CAP = 4096
@@ -21,8 +23,10 @@ DEFAULTS = {
 SAMPLING_KEYS = ("temperature", "top_k", "top_p")
 
 
-class DecodingConfigError(ValueError):
+class DecodingConfigError(InvalidInput):
     """A decoding config out of range; the message says which setting and why."""
+
+    code = "invalid_decoding"
 
 
 def _number(config, key, kind):

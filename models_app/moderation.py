@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 
+from rankloop.errors import InvalidInput
+
 _FILTERS: dict = {}
 
 
@@ -33,8 +35,10 @@ def available_filters() -> list[str]:
     return sorted(_FILTERS)
 
 
-class ModerationConfigError(ValueError):
+class ModerationConfigError(InvalidInput):
     """A blocklist or pattern that cannot be used; the message says which."""
+
+    code = "invalid_moderation"
 
 
 def clean_rules(blocklist, patterns) -> tuple[list[str], list[str]]:

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from labeling.actions.tasks import create_task
 from labeling.models import Candidate, ComparisonTask, Project, Prompt
+from rankloop.errors import InvalidInput, RankloopError
 
 from . import loading
 from .decoding import DecodingConfigError, validate_decoding
@@ -22,7 +23,7 @@ from .moderation import ModerationConfigError, clean_rules, moderate
 from .models import Deployment, GenerationJob, ModelVersion
 
 __all__ = [
-    "DecodingConfigError", "ModelRegistryError", "GenerationError", "ModerationConfigError",
+    "DecodingConfigError", "ModelRegistryError", "DeploymentRefused", "GenerationError", "ModerationConfigError",
     "register_model", "deploy", "rollback", "deployed_policy", "validate_decoding", "generate_candidates",
     "start_generation", "start_default_policy_generation", "run_generation_job", "update_generation_settings",
     "playground_answers", "bootstrap_default_model", "project_decoding", "written_by_models",
@@ -33,12 +34,23 @@ log = logging.getLogger(__name__)
 GENERATION_TASK = "models_app.tasks.run_generation_job"
 
 
-class ModelRegistryError(ValueError):
+class ModelRegistryError(InvalidInput):
     """A model that cannot be registered or deployed; the message says why."""
 
+    code = "invalid_model"
 
-class GenerationError(ValueError):
+
+class DeploymentRefused(ModelRegistryError):
+    """A deploy or rollback the versions or the project's history do not allow."""
+
+    status = 409
+    code = "deployment_refused"
+
+
+class GenerationError(InvalidInput):
     """Generation that cannot start (no policy deployed, bad K, …); the message says why."""
+
+    code = "generation_refused"
 
 
 # --- registry ---------------------------------------------------------------------------
@@ -143,9 +155,9 @@ def deploy(project, version, *, user=None, note="", upstream=None, upstream_mode
     history. Deploying the version already active changes nothing. `upstream` (where the chat
     sends requests) defaults to the previous deployment's, else "embedded"."""
     if version.kind != ModelVersion.Kind.POLICY:
-        raise ModelRegistryError(f"{version} is a {version.get_kind_display().lower()}, not a policy.")
+        raise DeploymentRefused(f"{version} is a {version.get_kind_display().lower()}, not a policy.")
     if version.status != ModelVersion.Status.READY:
-        raise ModelRegistryError(f"{version} is {version.get_status_display().lower()}, not ready to deploy.")
+        raise DeploymentRefused(f"{version} is {version.get_status_display().lower()}, not ready to deploy.")
     with transaction.atomic():
         Project.objects.select_for_update().get(pk=project.pk)  # one deployer at a time per project
         current = Deployment.objects.filter(project=project, is_active=True).first()
@@ -175,10 +187,10 @@ def rollback(project, *, user=None, to=None) -> Deployment:
                 if not d.is_active and (current is None or d.model_version_id != current.model_version_id)
             ]
             if not earlier:
-                raise ModelRegistryError(f"{project} has no earlier deployment to roll back to.")
+                raise DeploymentRefused(f"{project} has no earlier deployment to roll back to.")
             to = earlier[0].model_version
         elif not any(d.model_version_id == to.pk for d in history):
-            raise ModelRegistryError(f"{to} was never deployed on {project}; deploy it instead.")
+            raise DeploymentRefused(f"{to} was never deployed on {project}; deploy it instead.")
         was = current.model_version if current else None
         return deploy(project, to, user=user, note=f"rollback from {was}" if was else "rollback")
 
@@ -456,7 +468,8 @@ def run_generation_job(job_id) -> GenerationJob:
         )
     except Exception as error:
         log.exception("generation job %s failed", job.pk)
-        message = f"{type(error).__name__}: {error}" if not isinstance(error, ValueError) else str(error)
+        # Our refusals (and a plain ValueError) read as their message; anything else names its type.
+        message = str(error) if isinstance(error, (RankloopError, ValueError)) else f"{type(error).__name__}: {error}"
         GenerationJob.objects.filter(pk=job.pk).update(
             status=GenerationJob.Status.FAILED, error=message[:5000], finished_at=timezone.now(), phase=""
         )

@@ -1,5 +1,6 @@
 """What every app's API shares: keyset pagination, token authentication, the admin permission,
-the throttles and the mapping of service errors to HTTP answers."""
+the throttles and the mapping of errors to HTTP answers (RankloopError and the database's
+refusals; rankloop.middleware maps the same for pages)."""
 import hashlib
 import logging
 
@@ -12,6 +13,8 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle, BaseThrottle, SimpleRateThrottle, UserRateThrottle
+
+from .errors import RankloopError
 
 log = logging.getLogger("rankloop.api")
 
@@ -198,10 +201,11 @@ class IgnoreFormatParam(DefaultContentNegotiation):
 _RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 
 
-def _database_refusal(exc):
+def database_refusal(exc):
     """(status, message) for an error the database raised, or None. The message names the
     problem (and the column, when the database says which) but never carries the database's
-    own text, which can show SQL, constraint names and other rows' values."""
+    own text, which can show SQL, constraint names and other rows' values. The API's handler
+    below and the pages' middleware both answer with it."""
     cause = exc.__cause__
     sqlstate = getattr(cause, "sqlstate", None) or ""
     diag = getattr(cause, "diag", None)
@@ -223,26 +227,17 @@ def _database_refusal(exc):
 
 
 def exception_handler(exc, context):
-    """Service refusals (LabelingError and the other apps' errors with a `status`) become
-    their HTTP status with the message; data the database refuses becomes a 400 or 409 that
-    names the problem, with the database's own message only in the server's log. Failed or
-    missing credentials count against the address's anonymous rate, and past it become a 429."""
-    status_code = getattr(exc, "status", None)
-    message = getattr(exc, "message", None)
-    if isinstance(status_code, int) and message is not None and not isinstance(exc, exceptions.APIException):
-        body = {"detail": message}
-        errors = getattr(exc, "errors", None)
-        if errors:
-            body["errors"] = errors
-        code = getattr(exc, "code", None)
-        if code:
-            body["code"] = code
-        return Response(body, status=status_code)
+    """A RankloopError becomes its status with its message and code; data the database refuses
+    becomes a 400 or 409 that names the problem, with the database's own message only in the
+    server's log. Failed or missing credentials count against the address's anonymous rate, and
+    past it become a 429."""
+    if isinstance(exc, RankloopError):
+        return Response(exc.as_json(), status=exc.status)
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
         throttle = FailedAuthenticationThrottle()
         if not throttle.allow_request(context["request"], context.get("view")):
             exc = exceptions.Throttled(throttle.wait())
-    refusal = _database_refusal(exc) if isinstance(exc, (DataError, IntegrityError, OperationalError)) else None
+    refusal = database_refusal(exc) if isinstance(exc, (DataError, IntegrityError, OperationalError)) else None
     if refusal is not None:
         status_code, message = refusal
         view = context.get("view")
@@ -251,15 +246,3 @@ def exception_handler(exc, context):
     from rest_framework.views import exception_handler as drf_exception_handler  # views import this module
 
     return drf_exception_handler(exc, context)
-
-
-class ServiceRefusal(exceptions.APIException):
-    """A service's refusal (ModelRegistryError, RoundError, …) with its message, as 400 for bad
-    input or 409 for an action the object's state does not allow."""
-
-    status_code = 400
-    default_code = "refused"
-
-    def __init__(self, message, status_code=400):
-        super().__init__({"detail": message})
-        self.status_code = status_code

@@ -74,6 +74,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # After htmx (its pages answer htmx requests with a fragment): an uncaught RankloopError or
+    # database refusal becomes an error page.
+    "rankloop.middleware.RankloopErrorMiddleware",
     # Last, as django-axes asks: it turns a lockout flagged during the view into its page.
     "axes.middleware.AxesMiddleware",
 ]

@@ -1,5 +1,6 @@
 """The rounds REST API (/api/v1/rounds/, admins only): launch, status (runs, progress,
-metrics), cancel, retry, deploy, rollback. Thin views over rlhf.services."""
+metrics), cancel, retry, deploy, rollback. Thin views over rlhf.services; their refusals
+(RoundError 400, RoundConflict 409) answer through rankloop.api_common."""
 import django_filters
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -7,7 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from labeling.models import Project
-from rankloop.api_common import IsAdmin, ServiceRefusal
+from rankloop.api_common import IsAdmin
 
 from . import services
 from .models import Round, TrainingRun
@@ -104,21 +105,14 @@ class RoundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         data = LaunchSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        try:
-            round = services.launch_round(values["project"], user=request.user, algorithm=values["algorithm"],
-                                          hyperparameters=values["hyperparameters"],
-                                          data_filters=values["data_filters"], deploy_rule=values["deploy_rule"],
-                                          launcher=values["launcher"])
-        except services.RoundError as exc:
-            raise ServiceRefusal(str(exc))
+        round = services.launch_round(values["project"], user=request.user, algorithm=values["algorithm"],
+                                      hyperparameters=values["hyperparameters"],
+                                      data_filters=values["data_filters"], deploy_rule=values["deploy_rule"],
+                                      launcher=values["launcher"])
         return self._answer(round, status.HTTP_201_CREATED)
 
     def _act(self, function, **kwargs):
-        round = self.get_object()
-        try:
-            round = function(round, user=self.request.user, **kwargs)
-        except services.RoundError as exc:
-            raise ServiceRefusal(str(exc), status.HTTP_409_CONFLICT)
+        round = function(self.get_object(), user=self.request.user, **kwargs)
         return self._answer(round)
 
     @extend_schema(request=None, responses={200: RoundSerializer})
@@ -165,9 +159,6 @@ class RoundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         project = Project.objects.filter(slug=slug).first() if isinstance(slug, str) else None
         if project is None:
             raise serializers.ValidationError({"project": "A project slug."})
-        try:
-            uncertainty.reward_models(project)
-        except uncertainty.NoRewardModel as exc:
-            raise ServiceRefusal(str(exc), status.HTTP_409_CONFLICT)
+        uncertainty.reward_models(project)  # NoRewardModel (409) when there is none
         services.queue_uncertainty_scoring(project)
         return Response(status=status.HTTP_202_ACCEPTED)

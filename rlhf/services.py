@@ -20,6 +20,8 @@ from django.db.models.functions import Concat, Length, Right, StrIndex, Substr
 from django.db.models.lookups import Exact, LessThanOrEqual
 from django.utils import timezone
 
+from rankloop.errors import RankloopError
+
 from . import config as round_config
 from .models import MetricPoint, Round, RoundTransition, TrainingRun
 
@@ -51,8 +53,19 @@ UNFINISHED_RUN = [TrainingRun.Status.PENDING, TrainingRun.Status.RUNNING]
 LOG_TAIL_CHARS = 8000
 
 
-class RoundError(ValueError):
-    """A refused round operation; the message says why, for the person who asked."""
+class RoundError(RankloopError):
+    """A refused round operation; the message says why, for the person who asked. As such it is
+    bad settings or data for a launch (400); RoundConflict is an action the round's state refuses."""
+
+    status = 400
+    code = "invalid_round"
+
+
+class RoundConflict(RoundError):
+    """An action on a round (a move, cancel, retry, deploy, rollback) its state does not allow now."""
+
+    status = 409
+    code = "round_conflict"
 
 
 # --- what each state shows (pages and API render only this) ------------------------------
@@ -249,7 +262,7 @@ def transition(round: Round, to_state: str, *, user=None, note: str = "") -> Rou
     with transaction.atomic():
         locked = Round.objects.select_for_update().get(pk=round.pk)
         if to_state not in TRANSITIONS[locked.state]:
-            raise RoundError(
+            raise RoundConflict(
                 f"Round {locked.number} is {locked.get_state_display().lower()}; "
                 f"it cannot become {Round.State(to_state).label.lower()}."
             )
@@ -426,9 +439,9 @@ def cancel_round(round: Round, *, user) -> Round:
     with transaction.atomic():
         round.refresh_from_db()
         if round.state == S.EVALUATED:
-            raise RoundError(f"Round {round.number} is evaluated; deploy it or discard it.")
+            raise RoundConflict(f"Round {round.number} is evaluated; deploy it or discard it.")
         if round.state not in CANCELLABLE_STATES:
-            raise RoundError(f"Round {round.number} is {round.state}; only an unfinished round can be cancelled.")
+            raise RoundConflict(f"Round {round.number} is {round.state}; only an unfinished round can be cancelled.")
         unfinished = list(round.runs.filter(status__in=UNFINISHED_RUN))
         round.runs.filter(status=TrainingRun.Status.PENDING).update(
             status=TrainingRun.Status.CANCELLED, finished_at=timezone.now(), cancel_requested=True)
@@ -453,7 +466,7 @@ def discard_round(round: Round, *, user) -> Round:
     and the project's policy stays as it is."""
     round.refresh_from_db()
     if round.state != S.EVALUATED:
-        raise RoundError(f"Round {round.number} is {round.state}; only an evaluated round can be discarded.")
+        raise RoundConflict(f"Round {round.number} is {round.state}; only an evaluated round can be discarded.")
     transition(round, S.CANCELLED, user=user, note="discarded: the new policy was not deployed")
     return round
 
@@ -465,15 +478,18 @@ def retry_round(round: Round, *, user) -> Round:
 
     round.refresh_from_db()
     if round.state not in (S.FAILED, S.CANCELLED):
-        raise RoundError(f"Round {round.number} is {round.state}; only a failed or cancelled round can be retried.")
+        raise RoundConflict(f"Round {round.number} is {round.state}; only a failed or cancelled round can be retried.")
     if not round.runs.exists():
-        raise RoundError(f"Round {round.number} never trained; launch it instead.")
+        raise RoundConflict(f"Round {round.number} never trained; launch it instead.")
     if round.runs.filter(status=TrainingRun.Status.RUNNING).exists():
-        raise RoundError("A run of this round is still stopping; retry in a moment.")
+        raise RoundConflict("A run of this round is still stopping; retry in a moment.")
     if not round.runs.exclude(status=TrainingRun.Status.SUCCEEDED).exists():
-        raise RoundError(f"Every run of round {round.number} finished; nothing is left to retry. "
-                         "Launch a new round instead.")
-    datasets.check_enough_data(round.project, round.data_filters)
+        raise RoundConflict(f"Every run of round {round.number} finished; nothing is left to retry. "
+                            "Launch a new round instead.")
+    try:
+        datasets.check_enough_data(round.project, round.data_filters)
+    except RoundError as exc:  # the data changed since the launch: this round cannot go on as it is
+        raise RoundConflict(exc.message) from exc
     with transaction.atomic():
         for run in round.runs.exclude(status=TrainingRun.Status.SUCCEEDED):
             run.status = TrainingRun.Status.PENDING
@@ -495,10 +511,10 @@ def deploy_round(round: Round, *, user, note: str = "") -> Round:
     """Deploy the round's new policy on its project; the next generation uses it."""
     round.refresh_from_db()
     if round.state == S.EVALUATING:
-        raise RoundError(f"Round {round.number} is still being evaluated; deploy it when the evaluation is done.")
+        raise RoundConflict(f"Round {round.number} is still being evaluated; deploy it when the evaluation is done.")
     if round.state != S.EVALUATED or round.policy_out is None:
-        raise RoundError(f"Round {round.number} is {round.state}; only an evaluated round with a new policy "
-                         "can be deployed.")
+        raise RoundConflict(f"Round {round.number} is {round.state}; only an evaluated round with a new policy "
+                            "can be deployed.")
     return _deploy(round, user=user, note=note)
 
 
@@ -509,8 +525,8 @@ def _deploy(round: Round, *, user, note: str) -> Round:
         try:
             model_services.deploy(round.project, round.policy_out, user=_user(user),
                                   note=note or f"round {round.number}")
-        except model_services.ModelRegistryError as exc:
-            raise RoundError(str(exc)) from exc
+        except model_services.ModelRegistryError as exc:  # a RoundError, for the deploy rule's record
+            raise RoundConflict(exc.message) from exc
         transition(round, S.DEPLOYED, user=user, note=note or "deployed")
     return round
 
@@ -522,12 +538,15 @@ def rollback_round(round: Round, *, user) -> Round:
 
     round.refresh_from_db()
     if round.state != S.DEPLOYED:
-        raise RoundError(f"Round {round.number} is {round.state}; only a deployed round can be rolled back.")
+        raise RoundConflict(f"Round {round.number} is {round.state}; only a deployed round can be rolled back.")
     active = model_services.deployed_policy(round.project)
     if active is None or active.pk != round.policy_out_id:
-        raise RoundError(f"Round {round.number}'s policy is no longer the deployed one; nothing to roll back.")
+        raise RoundConflict(f"Round {round.number}'s policy is no longer the deployed one; nothing to roll back.")
     with transaction.atomic():
-        model_services.rollback(round.project, user=_user(user), to=round.policy_in)
+        try:
+            model_services.rollback(round.project, user=_user(user), to=round.policy_in)
+        except model_services.ModelRegistryError as exc:  # a RoundError, as the round's pages expect
+            raise RoundConflict(exc.message) from exc
         transition(round, S.ROLLED_BACK, user=user, note=f"rolled back to {round.policy_in}")
     return round
 

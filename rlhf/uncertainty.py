@@ -14,14 +14,17 @@ from django.conf import settings
 
 from labeling import selection
 from labeling.models import Project
+from rankloop.errors import Conflict
 
 from .models import Round
 
 SCRIPT = Path(__file__).resolve().parent / "training" / "score.py"
 
 
-class NoRewardModel(Exception):
-    pass
+class NoRewardModel(Conflict):
+    """The project has no trained reward model to score its tasks with."""
+
+    code = "no_reward_model"
 
 
 def reward_models(project: Project):

@@ -1,8 +1,10 @@
 """The OpenAI-compatible API: POST /v1/chat/completions and GET /v1/models, authenticated with
 rankloop's API tokens as `Authorization: Bearer <token>`. Django async views: a stream waits
-on the upstream in the event loop and holds no thread (serve them with rankloop.asgi)."""
+on the upstream in the event loop and holds no thread (serve them with rankloop.asgi). Every
+refusal is a RankloopError, answered in OpenAI's error shape by `openai_error`."""
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -13,17 +15,50 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 
 from rankloop.api_common import FailedAuthenticationThrottle, TokenAuthentication
+from rankloop.errors import RankloopError
 
 from . import engine, services
 from .services import ServingError
 from .upstream import UpstreamUnavailable
 
 
-def error_response(error: ServingError) -> JsonResponse:
-    response = JsonResponse(error.body(), status=error.status)
-    for name, value in error.headers.items():
+def openai_error_type(status: int) -> str:
+    if status == 401:
+        return "authentication_error"
+    if status == 403:
+        return "permission_error"
+    if status == 429:
+        return "rate_limit_error"
+    return "server_error" if status >= 500 else "invalid_request_error"
+
+
+def openai_error_body(error: RankloopError) -> dict:
+    """A RankloopError in OpenAI's error shape: {"error": {"message", "type", "code", "param"}}."""
+    return {"error": {"message": error.message, "type": openai_error_type(error.status), "code": error.code,
+                      "param": getattr(error, "param", None)}}
+
+
+def openai_error(error: RankloopError, headers=None) -> JsonResponse:
+    """The answer to a refused /v1/ request: its status, OpenAI's error body, and the headers the
+    error carries (a rate limit's Retry-After) and `headers` (the request's rate-limit state)."""
+    response = JsonResponse(openai_error_body(error), status=error.status)
+    for name, value in {**(headers or {}), **getattr(error, "headers", {})}.items():
         response[name] = value
     return response
+
+
+def answers_openai_errors(view):
+    """A RankloopError the view raises becomes its answer in OpenAI's shape (the /v1/ views are
+    called by OpenAI clients, not browsers: rankloop.middleware's pages are not for them)."""
+
+    @functools.wraps(view)
+    async def wrapped(request, *args, **kwargs):
+        try:
+            return await view(request, *args, **kwargs)
+        except RankloopError as error:
+            return openai_error(error)
+
+    return wrapped
 
 
 def _authenticate(request):
@@ -33,18 +68,18 @@ def _authenticate(request):
     scheme, _, key = header.partition(" ")
     error = None
     if scheme.lower() not in ("bearer", "token") or not key.strip():
-        error = ServingError(401, "Send your API token as `Authorization: Bearer <token>` (tokens: /accounts/tokens/).",
-                             type="authentication_error", code="invalid_api_key")
+        error = ServingError("Send your API token as `Authorization: Bearer <token>` (tokens: /accounts/tokens/).",
+                             status=401, code="invalid_api_key")
     else:
         try:
             return TokenAuthentication().authenticate_credentials(key.strip())
         except exceptions.AuthenticationFailed:
-            error = ServingError(401, "Incorrect API token.", type="authentication_error", code="invalid_api_key")
+            error = ServingError("Incorrect API token.", status=401, code="invalid_api_key")
     throttle = FailedAuthenticationThrottle()
     if not throttle.allow_request(request, None):
         retry = max(1, int(throttle.wait() or 1))
-        raise ServingError(429, f"Too many failed authentications from this address; try again in {retry} s.",
-                           type="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": str(retry)})
+        raise ServingError(f"Too many failed authentications from this address; try again in {retry} s.",
+                           status=429, code="rate_limit_exceeded", headers={"Retry-After": str(retry)})
     raise error
 
 
@@ -94,8 +129,8 @@ async def _stream_body(plan, streams, cid, created):
                 if warning:
                     choice["moderation"] = warning
                 yield _sse(_chunk(cid, created, model, [choice]))
-    except UpstreamUnavailable as error:
-        yield _sse({"error": {"message": str(error), "type": "server_error", "code": "upstream_unavailable"}})
+    except UpstreamUnavailable as error:  # the answer has begun: the error is its last event
+        yield _sse(openai_error_body(error))
         return
     if plan.include_usage:
         yield _sse(_chunk(cid, created, model, [], usage=_usage(plan, outcome)))
@@ -103,22 +138,19 @@ async def _stream_body(plan, streams, cid, created):
 
 
 @csrf_exempt
+@answers_openai_errors
 async def chat_completions(request):
     if request.method != "POST":
-        return error_response(ServingError(405, "Use POST.", code="method_not_allowed"))
+        raise ServingError("Use POST.", status=405, code="method_not_allowed")
     try:
         body = json.loads(request.body or b"")
     except (ValueError, UnicodeDecodeError) as error:
-        return error_response(ServingError(400, f"The request body is not valid JSON: {error}.", code="invalid_json"))
-    try:
-        plan = await sync_to_async(_prepare_api)(request, body)
-    except ServingError as error:
-        return error_response(error)
+        raise ServingError(f"The request body is not valid JSON: {error}.", code="invalid_json") from None
+    plan = await sync_to_async(_prepare_api)(request, body)
     try:
         streams = await engine.open_upstream(plan)
     except UpstreamUnavailable as error:
-        return error_response(ServingError(503, str(error), type="server_error", code="upstream_unavailable",
-                                           headers=plan.limit.headers()))
+        return openai_error(error, headers=plan.limit.headers())
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if plan.stream:
         response = StreamingHttpResponse(_stream_body(plan, streams, cid, created), content_type="text/event-stream")
@@ -130,8 +162,7 @@ async def chat_completions(request):
             async for _event in engine.run(plan, streams, outcome):
                 pass
         except UpstreamUnavailable as error:
-            return error_response(ServingError(503, str(error), type="server_error", code="upstream_unavailable",
-                                               headers=plan.limit.headers()))
+            return openai_error(error, headers=plan.limit.headers())
         choices = []
         for c in outcome.choices:
             choice = {"index": c.index, "message": {"role": "assistant", "content": c.text},
@@ -152,16 +183,15 @@ def _models(request):
     return services.models_for(user)
 
 
+@answers_openai_errors
 async def models(request):
-    try:
-        rows = await sync_to_async(_models)(request)
-    except ServingError as error:
-        return error_response(error)
+    rows = await sync_to_async(_models)(request)
     return JsonResponse({"object": "list", "data": rows})
 
 
+@answers_openai_errors
 async def not_found(request, rest=""):
-    return error_response(ServingError(404, f"No such endpoint: {request.path}.", code="not_found"))
+    raise ServingError(f"No such endpoint: {request.path}.", status=404, code="not_found")
 
 
 def health(request):

@@ -19,6 +19,7 @@ from labeling.models import Annotation, Assignment, Candidate, ComparisonTask, P
 from labeling.submission import text_problem
 from models_app import loading, moderation
 from models_app.models import Deployment, ModelVersion
+from rankloop.errors import RankloopError
 
 from . import limits
 from .models import ChatComparison, ChatProfile, Conversation, Feedback, Message, RateLimit, RequestAudit, ServingSettings
@@ -29,16 +30,17 @@ MAX_MESSAGES = 200
 MAX_MESSAGE_CHARS = 100_000
 
 
-class ServingError(Exception):
-    """A refusal in OpenAI's error shape: {"error": {"message", "type", "code"}}."""
+class ServingError(RankloopError):
+    """A refusal of a chat request. Beside the message, status and code: the request field it
+    is about (`param`, in OpenAI's error shape) and headers to answer with (a rate limit's)."""
 
-    def __init__(self, status, message, *, type="invalid_request_error", code=None, param=None, headers=None):
-        super().__init__(message)
-        self.status, self.message, self.type, self.code, self.param = status, message, type, code, param
+    status = 400
+    code = "invalid_request"
+
+    def __init__(self, message, errors=None, *, status=None, code=None, param=None, headers=None):
+        super().__init__(message, errors, status=status, code=code)
+        self.param = param
         self.headers = headers or {}
-
-    def body(self):
-        return {"error": {"message": self.message, "type": self.type, "code": self.code, "param": self.param}}
 
 
 # --- resolving a model name ---------------------------------------------------------------
@@ -73,7 +75,7 @@ def resolve_model(name, user) -> Target:
     next request) or the model version that `name` names, if the user may use it. One query
     for a project's name."""
     if not isinstance(name, str) or not name.strip():
-        raise ServingError(400, "`model` is required: a project's slug or a model version's name.", param="model")
+        raise ServingError("`model` is required: a project's slug or a model version's name.", param="model")
     name = name.strip()
     deployment = (
         Deployment.objects.filter(project__slug=name, is_active=True)
@@ -86,8 +88,9 @@ def resolve_model(name, user) -> Target:
         latest = Deployment.objects.filter(model_version=version).order_by("-is_active", "-deployed_at").first()
         return _target_of(name, version, version.project or (latest.project if latest else None), latest)
     if Project.objects.filter(slug=name).exists() and deployment is None:
-        raise ServingError(404, f"Project {name!r} has no deployed policy yet.", code="model_not_found", param="model")
-    raise ServingError(404, f"The model {name!r} does not exist or you do not have access to it.",
+        raise ServingError(f"Project {name!r} has no deployed policy yet.", status=404, code="model_not_found",
+                           param="model")
+    raise ServingError(f"The model {name!r} does not exist or you do not have access to it.", status=404,
                        code="model_not_found", param="model")
 
 
@@ -172,25 +175,25 @@ class Plan:
 
 def _check_messages(messages):
     if not isinstance(messages, list) or not messages:
-        raise ServingError(400, "`messages` must be a non-empty list of {role, content} objects.", param="messages")
+        raise ServingError("`messages` must be a non-empty list of {role, content} objects.", param="messages")
     if len(messages) > MAX_MESSAGES:
-        raise ServingError(400, f"At most {MAX_MESSAGES} messages per request.", param="messages")
+        raise ServingError(f"At most {MAX_MESSAGES} messages per request.", param="messages")
     clean = []
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant"):
-            raise ServingError(400, f"messages[{i}] needs a role of system, user or assistant.", param="messages")
+            raise ServingError(f"messages[{i}] needs a role of system, user or assistant.", param="messages")
         content = m.get("content")
         if isinstance(content, list):  # [{"type": "text", "text": ...}]
             if not all(isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in content):
-                raise ServingError(400, f"messages[{i}].content: only text parts are supported.", param="messages")
+                raise ServingError(f"messages[{i}].content: only text parts are supported.", param="messages")
             content = "".join(p["text"] for p in content)
         if not isinstance(content, str):
-            raise ServingError(400, f"messages[{i}].content must be text.", param="messages")
+            raise ServingError(f"messages[{i}].content must be text.", param="messages")
         if len(content) > MAX_MESSAGE_CHARS:
-            raise ServingError(400, f"messages[{i}] is longer than {MAX_MESSAGE_CHARS} characters.", param="messages")
+            raise ServingError(f"messages[{i}] is longer than {MAX_MESSAGE_CHARS} characters.", param="messages")
         clean.append({"role": m["role"], "content": content})
     if not any(m["role"] == "user" for m in clean):
-        raise ServingError(400, "`messages` needs at least one user message.", param="messages")
+        raise ServingError("`messages` needs at least one user message.", param="messages")
     return clean
 
 
@@ -199,9 +202,9 @@ def _number(body, name, kind, low, high, default=None):
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
-        raise ServingError(400, f"`{name}` must be {'an integer' if kind is int else 'a number'}.", param=name)
+        raise ServingError(f"`{name}` must be {'an integer' if kind is int else 'a number'}.", param=name)
     if not (low <= value <= high):
-        raise ServingError(400, f"`{name}` must be between {low} and {high}; got {value}.", param=name)
+        raise ServingError(f"`{name}` must be between {low} and {high}; got {value}.", param=name)
     return value
 
 
@@ -242,7 +245,7 @@ def prepare(user, body, *, channel="api", token=None, message_id=None) -> Plan:
     target = None
     try:
         if not isinstance(body, dict):
-            raise ServingError(400, "The request body must be a JSON object.")
+            raise ServingError("The request body must be a JSON object.")
         target = resolve_model(body.get("model"), user)
         return _prepare(user, body, target, channel=channel, token=token, message_id=message_id)
     except ServingError as error:
@@ -260,16 +263,16 @@ def _prepare(user, body, target, *, channel, token, message_id) -> Plan:
     max_tokens_limit = serving.max_tokens or settings.RANKLOOP_SERVING_MAX_TOKENS
     n = body.get("n", 1)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ServingError(400, "`n` must be a positive integer.", param="n")
+        raise ServingError("`n` must be a positive integer.", param="n")
     if n > max_n:
-        raise ServingError(400, f"`n` is {n}; at most {max_n} answers per request here.", param="n",
+        raise ServingError(f"`n` is {n}; at most {max_n} answers per request here.", param="n",
                            code="n_over_limit")
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     if max_tokens is not None:
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-            raise ServingError(400, "`max_tokens` must be a positive integer.", param="max_tokens")
+            raise ServingError("`max_tokens` must be a positive integer.", param="max_tokens")
         if max_tokens > max_tokens_limit:
-            raise ServingError(400, f"`max_tokens` is {max_tokens}; at most {max_tokens_limit} here.",
+            raise ServingError(f"`max_tokens` is {max_tokens}; at most {max_tokens_limit} here.",
                                param="max_tokens", code="max_tokens_over_limit")
     temperature = _number(body, "temperature", float, 0, 2)
     top_p = _number(body, "top_p", float, 0, 1)
@@ -279,17 +282,17 @@ def _prepare(user, body, target, *, channel, token, message_id) -> Plan:
         if isinstance(stop, str):
             stop = [stop]
         if not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(s, str) and s for s in stop):
-            raise ServingError(400, "`stop` must be a string or a list of up to 4 strings.", param="stop")
+            raise ServingError("`stop` must be a string or a list of up to 4 strings.", param="stop")
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
-        raise ServingError(400, "`stream` must be true or false.", param="stream")
+        raise ServingError("`stream` must be true or false.", param="stream")
     options = body.get("stream_options") or {}
     include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
 
     last_user = next(m["content"] for m in reversed(messages) if m["role"] == "user")
     input_verdict = _verdict(project, last_user)
     if input_verdict["flagged"]:
-        error = ServingError(400, "Your message was refused by moderation: " + "; ".join(reasons(input_verdict)) + ".",
+        error = ServingError("Your message was refused by moderation: " + "; ".join(reasons(input_verdict)) + ".",
                              code="content_filter", param="messages")
         error.verdict = {"input": input_verdict}
         raise error
@@ -298,19 +301,19 @@ def _prepare(user, body, target, *, channel, token, message_id) -> Plan:
         prompt_tokens, context = count_prompt_tokens(target.version, messages)
     except Exception as error:  # a tokenizer that does not load is the deployment's problem, said plainly
         log.warning("Tokenizer of %s failed: %s", target.version, error)
-        raise ServingError(503, f"The tokenizer of {target.version} could not be loaded.", type="server_error",
+        raise ServingError(f"The tokenizer of {target.version} could not be loaded.", status=503,
                            code="tokenizer_unavailable") from None
     room = context - prompt_tokens
     if max_tokens is None:
         max_tokens = min(settings.RANKLOOP_SERVING_DEFAULT_MAX_TOKENS, max_tokens_limit, room)
         if max_tokens < 1:
             raise ServingError(
-                400, f"This model's maximum context length is {context} tokens, but your messages are "
+                f"This model's maximum context length is {context} tokens, but your messages are "
                 f"{prompt_tokens} tokens: {prompt_tokens - context + 1} too many to leave room for one token "
                 "of answer. Shorten the messages.", code="context_length_exceeded", param="messages")
     elif prompt_tokens + max_tokens > context:
         raise ServingError(
-            400, f"This model's maximum context length is {context} tokens. Your messages are {prompt_tokens} tokens "
+            f"This model's maximum context length is {context} tokens. Your messages are {prompt_tokens} tokens "
             f"and max_tokens asks for {max_tokens}: {prompt_tokens + max_tokens - context} tokens too many. "
             "Shorten the messages or lower max_tokens.", code="context_length_exceeded", param="messages")
 
@@ -322,9 +325,9 @@ def _prepare(user, body, target, *, channel, token, message_id) -> Plan:
     state = limits.check(identities, requests_per_minute=rpm, tokens_per_day=tpd)
     if state.refused:
         what = (f"{rpm} requests per minute" if state.refused == "requests" else f"{tpd} tokens per day")
-        raise ServingError(429, f"Rate limit reached: {what} for {project or 'this model'}. "
-                           f"Try again in {max(1, math.ceil(state.retry_after_s))} s.",
-                           type="rate_limit_error", code="rate_limit_exceeded", headers=state.headers())
+        raise ServingError(f"Rate limit reached: {what} for {project or 'this model'}. "
+                           f"Try again in {max(1, math.ceil(state.retry_after_s))} s.", status=429,
+                           code="rate_limit_exceeded", headers=state.headers())
 
     decoding = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "seed": seed, "stop": stop}
     decoding = {k: v for k, v in decoding.items() if v is not None}
@@ -470,7 +473,7 @@ def set_opt_out(user, opted_out: bool) -> ChatProfile:
 
 def start_conversation(user, project) -> Conversation:
     if not chat_projects(user).filter(pk=project.pk).exists():
-        raise ServingError(403, f"You cannot chat with {project}.", type="permission_error")
+        raise ServingError(f"You cannot chat with {project}.", status=403, code="not_allowed")
     return Conversation.objects.create(user=user, project=project, opted_out=is_opted_out(user))
 
 
@@ -481,12 +484,12 @@ def _visible(conversation):
 def _check_text(text):
     text = (text or "").strip()
     if not text:
-        raise ServingError(400, "Type a message first.")
+        raise ServingError("Type a message first.")
     if len(text) > MAX_MESSAGE_CHARS:
-        raise ServingError(400, f"A message has at most {MAX_MESSAGE_CHARS} characters.")
+        raise ServingError(f"A message has at most {MAX_MESSAGE_CHARS} characters.")
     problem = text_problem(text)
     if problem:
-        raise ServingError(400, f"The message {problem}.")
+        raise ServingError(f"The message {problem}.")
     return text
 
 
@@ -497,7 +500,8 @@ def send_message(conversation, text) -> Message:
         Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
         visible = _visible(conversation)
         if visible and not visible[-1].is_finished:
-            raise ServingError(409, "Wait for the answer (or stop it) before sending another message.")
+            raise ServingError("Wait for the answer (or stop it) before sending another message.", status=409,
+                               code="conflict")
         position = (visible[-1].position + 1) if visible else 0
         Message.objects.create(conversation=conversation, position=position, role=Message.Role.USER, content=text)
         answer = Message.objects.create(conversation=conversation, position=position + 1,
@@ -512,14 +516,14 @@ def regenerate(message) -> Message:
     """A new answer at the same position as `message` (the last answer); the old one is hidden
     but kept, and the page asks which is better."""
     if message.role != Message.Role.ASSISTANT or message.hidden:
-        raise ServingError(400, "Only the current answer can be regenerated.")
+        raise ServingError("Only the current answer can be regenerated.")
     with transaction.atomic():
         Conversation.objects.select_for_update().filter(pk=message.conversation_id).first()
         visible = _visible(message.conversation)
         if visible[-1].pk != message.pk:
-            raise ServingError(409, "Only the last answer can be regenerated.")
+            raise ServingError("Only the last answer can be regenerated.", status=409, code="conflict")
         if not message.is_finished:
-            raise ServingError(409, "Stop the answer before regenerating it.")
+            raise ServingError("Stop the answer before regenerating it.", status=409, code="conflict")
         Message.objects.filter(pk=message.pk).update(hidden=True)
         return Message.objects.create(conversation=message.conversation, position=message.position,
                                       role=Message.Role.ASSISTANT, status=Message.Status.PENDING, replaces=message)
@@ -529,14 +533,14 @@ def edit_and_resend(message, text) -> Message:
     """Replace a user message with `text`: it and everything after it are hidden (kept), and the
     edited message gets a new answer."""
     if message.role != Message.Role.USER or message.hidden:
-        raise ServingError(400, "Only a visible message of yours can be edited.")
+        raise ServingError("Only a visible message of yours can be edited.")
     text = _check_text(text)
     with transaction.atomic():
         conversation = message.conversation
         Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
         later = conversation.messages.filter(hidden=False, position__gte=message.position)
         if later.filter(status__in=[Message.Status.PENDING, Message.Status.STREAMING]).exists():
-            raise ServingError(409, "Stop the answer before editing.")
+            raise ServingError("Stop the answer before editing.", status=409, code="conflict")
         later.update(hidden=True)
         Message.objects.create(conversation=conversation, position=message.position, role=Message.Role.USER,
                                content=text)
@@ -553,7 +557,7 @@ def claim_for_streaming(message) -> list:
         updated = Message.objects.filter(pk=message.pk, status=Message.Status.PENDING, hidden=False).update(
             status=Message.Status.STREAMING)
         if not updated:
-            raise ServingError(409, "This answer is not waiting to be written.")
+            raise ServingError("This answer is not waiting to be written.", status=409, code="conflict")
     history = [m for m in _visible(message.conversation) if m.position < message.position]
     return [{"role": m.role, "content": m.content} for m in history if m.role == Message.Role.USER or m.content]
 
@@ -573,7 +577,7 @@ def stop_message(message) -> Message:
 
 def give_feedback(message, user, *, thumbs_up: bool, comment="") -> Feedback:
     if message.role != Message.Role.ASSISTANT:
-        raise ServingError(400, "Feedback is for answers.")
+        raise ServingError("Feedback is for answers.")
     comment = (comment or "").strip()[:5000]
     feedback, _ = Feedback.objects.update_or_create(
         message=message, defaults={"user": user, "thumbs_up": bool(thumbs_up), "comment": comment})
@@ -584,9 +588,9 @@ def compare(second, user, choice) -> ChatComparison:
     """The user's answer to "which is better?" between a regenerated answer and the one it
     replaced. Repeating it changes the vote (one per regenerated answer)."""
     if choice not in ChatComparison.Choice.values:
-        raise ServingError(400, "Choose first, second or tie.")
+        raise ServingError("Choose first, second or tie.")
     if second.replaces_id is None:
-        raise ServingError(400, "This answer did not replace another.")
+        raise ServingError("This answer did not replace another.")
     comparison, _ = ChatComparison.objects.update_or_create(
         second=second, defaults={"conversation": second.conversation, "first_id": second.replaces_id,
                                  "choice": choice, "voter": user})

@@ -13,9 +13,13 @@ from dataclasses import dataclass, field
 import httpx
 from django.conf import settings
 
+from rankloop.errors import Unavailable
 
-class UpstreamUnavailable(Exception):
+
+class UpstreamUnavailable(Unavailable):
     """The upstream could not be reached, did not answer in time, or answered with an error."""
+
+    code = "upstream_unavailable"
 
 
 _clients: dict = {}

@@ -68,10 +68,7 @@ def new_conversation(request):
     project = Project.objects.filter(slug=request.POST.get("project", "")).first()
     if project is None:
         raise Http404("No such project.")
-    try:
-        conversation = services.start_conversation(request.user, project)
-    except ServingError as error:
-        return render(request, "403.html", {"message": error.message}, status=403)
+    conversation = services.start_conversation(request.user, project)  # refused: rankloop.middleware's 403 page
     text = (request.POST.get("text") or "").strip()
     if text:
         try:
@@ -138,7 +135,7 @@ def feedback(request, pk):
     message = _message(request, pk)
     value = request.POST.get("thumbs")
     if value not in ("up", "down"):
-        return _refusal(request, ServingError(400, "Choose thumbs up or down."))
+        return _refusal(request, ServingError("Choose thumbs up or down."))
     try:
         services.give_feedback(message, request.user, thumbs_up=value == "up", comment=request.POST.get("comment", ""))
     except ServingError as error:
@@ -175,7 +172,7 @@ def _start(user, message_id):
     message = Message.objects.select_related("conversation__project").filter(
         pk=message_id, conversation__user=user).first()
     if message is None:
-        raise ServingError(404, "No such message.")
+        raise ServingError("No such message.", status=404, code="not_found")
     history = services.claim_for_streaming(message)
     body = {"model": message.conversation.project.slug, "messages": history, "stream": True}
     try:
