@@ -14,7 +14,9 @@ from labeling.models import Annotation, Assignment, ComparisonTask
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def annotate_until_done(project, user, errors, skip_every=0):
+def annotate_until_done(project, user, errors, done, skip_every=0):
+    """Claim and rank (or, one time in `skip_every`, skip) until nothing is left; notes each
+    (user, task, "submitted" | "skipped") in `done`."""
     rng = random.Random(user.pk)
     try:
         while True:
@@ -23,10 +25,12 @@ def annotate_until_done(project, user, errors, skip_every=0):
                 return
             if skip_every and rng.randrange(skip_every) == 0:
                 skip_task(assignment.pk, user)
+                done.append((user.pk, assignment.task_id, "skipped"))
                 continue
             payload = {"ranking": [[c] for c in rng.sample(assignment.shown_order, len(assignment.shown_order))]}
             submit_annotation(assignment.pk, user, payload)
             submit_annotation(assignment.pk, user, payload)  # a repeated submit changes nothing
+            done.append((user.pk, assignment.task_id, "submitted"))
     except Exception as exc:  # surfaced in the main thread
         errors.append(exc)
     finally:
@@ -38,8 +42,9 @@ def test_concurrent_claims_never_exceed_overlap(make_project, make_tasks, make_u
     users = [make_user(f"worker{i}") for i in range(12)]
     project = make_project(annotators=users, overlap=overlap, mode="ranking", candidates_per_prompt=3)
     make_tasks(project, 40)
-    errors = []
-    threads = [threading.Thread(target=annotate_until_done, args=(project, u, errors, skip_every)) for u in users]
+    errors, done = [], []
+    threads = [threading.Thread(target=annotate_until_done, args=(project, u, errors, done, skip_every))
+               for u in users]
     for t in threads:
         t.start()
     for t in threads:
@@ -54,6 +59,23 @@ def test_concurrent_claims_never_exceed_overlap(make_project, make_tasks, make_u
     assert not Assignment.objects.filter(status=Assignment.Status.LEASED).exists()
     pairs = Annotation.objects.values("task", "annotator").annotate(n=Count("id")).filter(n__gt=1)
     assert not pairs.exists()
+
+    # What the annotators did is what the database holds: one annotation per submitted claim, one
+    # skipped assignment per skip, and a task short of its overlap only where someone skipped it (an
+    # annotator stops when every task is full, leased or theirs; a lease that ends in a skip frees a
+    # place nobody may come back for).
+    submitted = [(user, task) for user, task, what in done if what == "submitted"]
+    skipped = {(user, task) for user, task, what in done if what == "skipped"}
+    assert submitted and bool(skipped) == bool(skip_every) and not set(submitted) & skipped
+    assert sorted(Annotation.objects.values_list("annotator", "task")) == sorted(submitted)
+    assert set(Assignment.objects.filter(status=Assignment.Status.SKIPPED).values_list("annotator", "task")) == skipped
+    skipped_tasks = {task for _, task in skipped}
+    for task in tasks:
+        assert task.annotations_done == overlap or task.pk in skipped_tasks, task
+        assert task.status == ("complete" if task.annotations_done == overlap else "open")
+    assert len(submitted) == sum(t.annotations_done for t in tasks)
+    if not skip_every:
+        assert len(submitted) == 40 * overlap
 
 
 def one_client(project, user, outcomes, errors, barrier):
@@ -95,3 +117,4 @@ def test_two_clients_of_one_annotator_always_get_a_task_while_one_is_open(make_p
     premature = [n for n in outcomes if n]
     assert not premature, f"{len(premature)} 'nothing left' answers while tasks were open: {premature}"
     assert all(t.status == "complete" and t.leased == 0 for t in ComparisonTask.objects.all())
+    assert Annotation.objects.filter(annotator=annotator).count() == 150  # each task once, by one client or the other
