@@ -14,6 +14,7 @@ from models_app import services as models
 from rlhf import launcher, services
 from rlhf.launcher import last_checkpoint
 from rlhf.models import TrainingRun
+from tests.support.rlhf import check_reward_model_metrics
 
 
 def test_resume_skips_a_checkpoint_left_half_written(tmp_path):
@@ -61,7 +62,7 @@ def test_a_run_that_succeeds_leaves_its_files_to_rerun_it_by_hand(reward_run, se
     version = reward_run.output
     assert (artifact_path(version) / "config.json").is_file()  # the artifact stays
     assert version.parent == reward_run.round.policy_in and version.kind == "reward"
-    assert version.metrics["pairs_train"] > 0 and "heldout_accuracy" in version.metrics
+    check_reward_model_metrics(version, reward_run.round)
     assert reward_run.step == reward_run.total_steps == 3
 
     folder = Path(reward_run.checkpoint_dir)

@@ -10,10 +10,18 @@ from labeling.models import Candidate, ComparisonTask
 from models_app import services as models
 from models_app.models import ModelVersion
 from rlhf import services
-from rlhf.models import MetricPoint, Round, TrainingRun
 from rlhf.launcher import group_members, last_checkpoint
-
-from tests.support.rlhf import TINY, TINY_PPO, add_prompts, annotate_all, wait_for
+from rlhf.models import MetricPoint, Round, TrainingRun
+from tests.support.rlhf import (
+    TINY,
+    TINY_PPO,
+    add_prompts,
+    annotate_all,
+    check_reward_model_metrics,
+    check_round_figures,
+    hold_out,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.celery, pytest.mark.slow]
 
@@ -45,13 +53,17 @@ def test_ppo_round_closes_the_loop(worker, project_with_policy, admin_user, tiny
     assert written.count() == 12 and set(written.values_list("model_version", flat=True)) == {tiny_policy.pk}
     assert annotate_all(project, project.annotator, prefer=lambda texts: max(range(2), key=lambda i: len(texts[i])))
 
+    # Four PPO episodes at the default learning rate barely move the policy: the rule on KL holds.
     launched = services.launch_round(project, user=admin_user, algorithm="ppo", hyperparameters=TINY_PPO,
-                                     deploy_rule={"min_win_rate": 0.0})
+                                     deploy_rule={"max_kl": 0.01})
     assert launched.pk == first.pk  # the round in labeling goes on to training
     wait_for(lambda: first.runs.filter(kind="eval", status__in=["succeeded", "failed"]).exists()
              or state_of(first) == Round.State.FAILED, what="the evaluation")
     first.refresh_from_db()
-    assert first.state == Round.State.DEPLOYED, first.error  # the rule (win rate >= 0) deployed it
+    assert first.state == Round.State.DEPLOYED, first.error  # the rule deployed it
+    assert abs(first.metrics["kl_to_old"]) < 0.01
+    assert first.transitions.get(to_state="deployed").note == (
+        f"auto-deploy: kl_to_old {first.metrics['kl_to_old']:.3f} meets max_kl 0.01")
 
     runs = {run.kind: run for run in first.runs.all()}
     assert [r.status for r in runs.values()] == ["succeeded"] * 3
@@ -62,10 +74,10 @@ def test_ppo_round_closes_the_loop(worker, project_with_policy, admin_user, tiny
 
     reward_model, policy = first.reward_model, first.policy_out
     assert reward_model.kind == ModelVersion.Kind.REWARD and reward_model.parent == tiny_policy
-    assert "heldout_accuracy" in reward_model.metrics and reward_model.trained_by == runs["reward"]
+    assert reward_model.trained_by == runs["reward"]
+    check_reward_model_metrics(reward_model, first)
     assert policy.kind == ModelVersion.Kind.POLICY and policy.parent == tiny_policy
-    for name in ("mean_reward_old", "mean_reward_new", "win_rate", "kl_to_old", "rm_accuracy_heldout"):
-        assert name in first.metrics
+    check_round_figures(first)
     evaluation = first.metrics["evaluation"]  # evaluate.py's whole output, as it wrote it
     assert evaluation["figures"]["win_rate"] == first.metrics["win_rate"]
     assert evaluation["settings"]["samples_per_prompt"] == 2
@@ -111,7 +123,8 @@ def test_each_algorithm_trains_and_waits_for_the_admin(worker, labeled_project, 
         sft_version = round.policy_out.parent
         assert sft_version.trained_by.kind == "sft" and sft_version.metrics["demonstrations"] > 0
         assert sft_version.parent == round.policy_in
-    assert round.metrics["win_rate"] is not None
+    check_round_figures(round)
+    check_reward_model_metrics(round.reward_model, round)
     for run in round.runs.exclude(checkpoint_dir=""):
         assert not list(Path(run.checkpoint_dir).glob("checkpoint-*")), f"{run} left checkpoints"
     services.deploy_round(round, user=admin_user)
@@ -144,9 +157,11 @@ def test_worker_killed_mid_run_fails_the_round_and_retry_resumes(worker, labeled
     # writes lag by up to half a second, and tiny-model steps take milliseconds).
     steps = 400
     hp = {**TINY, "reward": {"max_steps": steps, "per_device_train_batch_size": 2, "save_steps": 5,
-                             "logging_steps": 50}}
+                             "logging_steps": 50, "learning_rate": 1e-3}}
+    # The resumed reward model has learned helpful over refusal, which the held-out pairs prefer too.
+    hold_out(labeled_project, 2)
     round = services.launch_round(labeled_project, user=admin_user, algorithm="dpo", hyperparameters=hp,
-                                  deploy_rule={"min_win_rate": 0.0})
+                                  deploy_rule={"min_rm_accuracy": 0.9})
     reward = round.runs.get(kind="reward")
     wait_for(lambda: TrainingRun.objects.get(pk=reward.pk).step >= 7, what="a checkpoint to be written")
     worker.kill()
@@ -168,3 +183,6 @@ def test_worker_killed_mid_run_fails_the_round_and_retry_resumes(worker, labeled
     assert round.state == Round.State.DEPLOYED, round.error
     reward.refresh_from_db()
     assert "resuming from" in reward.log_tail and reward.step == steps
+    assert round.metrics["pairs_heldout"] == 2 and round.metrics["rm_accuracy_heldout"] == 1.0
+    assert round.transitions.get(to_state="deployed").note == (
+        "auto-deploy: rm_accuracy_heldout 1.000 meets min_rm_accuracy 0.9")

@@ -10,8 +10,18 @@ from pathlib import Path
 import pytest
 
 from tests.support import synthetic
-from tests.support.training import (CPU, HELDOUT_PAIRS, JOBS, TRAIN_PAIRS, Context, Jobs, Launcher, job,
-                                    job_fixture, wanted_jobs)
+from tests.support.training import (
+    CPU,
+    HELDOUT_PAIRS,
+    JOBS,
+    TRAIN_PAIRS,
+    Context,
+    Jobs,
+    Launcher,
+    job,
+    job_fixture,
+    wanted_jobs,
+)
 
 
 @pytest.fixture(scope="session")
