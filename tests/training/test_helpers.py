@@ -42,9 +42,12 @@ def test_a_bad_row_is_named_by_file_line_and_cause(tmp_path, bad, message):
         _read(path)
 
 
-def test_a_missing_or_empty_file_is_refused(tmp_path):
+def test_a_missing_file_is_refused(tmp_path):
     with pytest.raises(common.DataError, match="does not exist"):
         _read(str(tmp_path / "nope.jsonl"))
+
+
+def test_an_empty_file_is_refused(tmp_path):
     with pytest.raises(common.DataError, match="has no rows"):
         _read(_file(tmp_path, ""))
 
@@ -95,5 +98,9 @@ def test_only_the_main_process_writes_progress(tmp_path):
 
 def test_a_writer_without_a_path_writes_nothing(tmp_path):
     ProgressWriter(None).write("begin", 0, 1)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_disabled_writer_writes_nothing(tmp_path):
     ProgressWriter(str(tmp_path / "p.jsonl"), enabled=False).message("hello")
     assert not (tmp_path / "p.jsonl").exists()

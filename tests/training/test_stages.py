@@ -83,13 +83,17 @@ def test_reward_without_heldout_pairs_reports_accuracy_not_measured(tiny_model_d
     assert (out / "final" / "model.safetensors").exists()
 
 
-def test_reward_with_use_margin_needs_a_margin_in_every_row(tiny_model_dir, data, tmp_path, monkeypatch):
+def test_reward_with_use_margin_trains_on_rows_with_a_margin(tiny_model_dir, data, tmp_path, monkeypatch):
     rows = data["pairs"].read_text().splitlines()[:4]
     with_margin = synthetic.write_jsonl(tmp_path / "margin.jsonl", [json.loads(r) for r in rows])
     out = run_stage_in_process("reward", tmp_path / "ok", monkeypatch, "--model_name_or_path", str(tiny_model_dir),
                                "--train_file", str(with_margin), "--use_margin", "true", "--max_steps", "1",
                                "--per_device_train_batch_size", "2")
     assert (out / "final" / "model.safetensors").exists()
+
+
+def test_reward_with_use_margin_refuses_a_row_without_one(tiny_model_dir, data, tmp_path, monkeypatch):
+    rows = data["pairs"].read_text().splitlines()[:4]
     without = json.loads(rows[1])
     del without["margin"]
     bad = synthetic.write_jsonl(tmp_path / "no-margin.jsonl", [json.loads(rows[0]), without])
