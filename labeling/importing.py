@@ -32,6 +32,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from . import sql
+from .actions.candidates import add_candidates
 from .actions.tasks import check_priority
 from .errors import Conflict, LabelingError
 from .models import Candidate, ComparisonTask, Project, Prompt, stable_split
@@ -422,7 +423,7 @@ def write_prompt_rows(project: Project, rows: list[PromptRow], *, source="", pri
             if project.mode == Project.Mode.DEMONSTRATION:  # each prompt is a task: write its reply
                 groups = [(prompt_id, [], row.priority if row.priority is not None else priority or 0)
                           for row, prompt_id in zip(new_rows, prompt_ids)]
-            Candidate.objects.bulk_create(candidates, batch_size=BATCH_SIZE)
+            add_candidates(project, candidates)  # moderated, as generated ones are
             tasks = [ComparisonTask(project_id=project.pk, prompt_id=prompt_id, overlap=project.overlap,
                                     priority=task_priority)
                      for prompt_id, _, task_priority in groups]

@@ -2,9 +2,9 @@
 from django import forms
 
 from labeling.models import Project
+from labeling.moderation import ModerationConfigError, clean_rules
 
 from .decoding import DEFAULTS, STRATEGIES, DecodingConfigError, validate_decoding
-from .moderation import ModerationConfigError, clean_rules
 from .models import ModelVersion
 
 

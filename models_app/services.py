@@ -11,15 +11,16 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from labeling.actions.candidates import add_candidates
 from labeling.actions.tasks import create_task
 from labeling.models import Candidate, ComparisonTask, Project, Prompt
+from labeling.moderation import ModerationConfigError, clean_rules
 from rankloop.errors import InvalidInput, RankloopError
 
 from . import loading
 from .decoding import DecodingConfigError, validate_decoding
 from .default_model import DEFAULT_MODEL_DIR, DEFAULT_MODEL_NAME, bundled_gguf_path, convert_gguf, is_converted
 from .generation import generate_answers
-from .moderation import ModerationConfigError, clean_rules, moderate
 from .models import Deployment, GenerationJob, ModelVersion
 
 __all__ = [
@@ -238,14 +239,6 @@ def update_generation_settings(
     return project
 
 
-def moderate_candidate(candidate: Candidate) -> Candidate:
-    """Run the moderation filters on a candidate and store the verdict on it."""
-    verdict = moderate(candidate.prompt.project, candidate.text)
-    candidate.moderation, candidate.is_flagged = verdict, verdict["flagged"]
-    candidate.save(update_fields=["moderation", "is_flagged"])
-    return candidate
-
-
 # --- generation -------------------------------------------------------------------------
 
 
@@ -334,19 +327,18 @@ def save_candidates(prompt, version, answers, decoding, *, limit=None) -> list[C
     project = prompt.project
     k = min(limit or len(answers.texts), len(answers.texts))
     reasons = answers.finish_reasons or [None] * len(answers.texts)
-    candidates = []
-    for index, (text, completion_tokens, reason) in enumerate(
-        zip(answers.texts[:limit], answers.completion_tokens, reasons)
-    ):
-        verdict = moderate(project, text)
-        candidates.append(Candidate.objects.create(
+    candidates = [
+        Candidate(
             prompt=prompt, text=text, model_version=version,
             decoding={**decoding, "k": k, "index": index, **({"finish_reason": reason} if reason else {})},
             prompt_tokens=answers.prompt_tokens, completion_tokens=completion_tokens,
             latency_ms=round(answers.latency_ms, 1), generation_note=answers.note[:500],
-            moderation=verdict, is_flagged=verdict["flagged"],
-        ))
-    return candidates
+        )
+        for index, (text, completion_tokens, reason) in enumerate(
+            zip(answers.texts[:limit], answers.completion_tokens, reasons)
+        )
+    ]
+    return add_candidates(project, candidates)  # each moderated on the way in
 
 
 def written_by_models(project):

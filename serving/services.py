@@ -17,7 +17,8 @@ from labeling.actions.pairs import aggregate_task
 from labeling.actions.tasks import create_task
 from labeling.models import Annotation, Assignment, Candidate, ComparisonTask, Project, Prompt
 from labeling.submission import text_problem
-from models_app import loading, moderation
+from labeling import moderation
+from models_app import loading
 from models_app.models import Deployment, ModelVersion
 from rankloop.errors import RankloopError
 

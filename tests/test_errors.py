@@ -10,9 +10,9 @@ from rest_framework.test import APIClient
 
 from labeling.errors import LabelingError
 from labeling.models import Project
+from labeling.moderation import ModerationConfigError
 from models_app.decoding import DecodingConfigError
 from models_app.default_model import DefaultModelMissing
-from models_app.moderation import ModerationConfigError
 from models_app.services import DeploymentRefused, GenerationError, ModelRegistryError
 from rankloop.errors import RankloopError
 from rlhf.services import RoundConflict, RoundError

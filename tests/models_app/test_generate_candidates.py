@@ -66,7 +66,7 @@ def test_bad_requests_are_refused_before_anything_is_written(project, make_promp
 def test_moderation_verdicts_are_stored_and_the_project_hides_or_warns(
     project, make_prompts, annotator, settings, policy
 ):
-    from models_app.moderation import Verdict, register_filter
+    from labeling.moderation import Verdict, register_filter
 
     calls = []
 
@@ -94,7 +94,7 @@ def test_moderation_verdicts_are_stored_and_the_project_hides_or_warns(
 
 
 def test_rule_filter_matches_whole_words_any_case(project, make_prompts):
-    from models_app.moderation import moderate
+    from labeling.moderation import moderate
 
     services.update_generation_settings(project, blocklist=["darn", "bad word"], patterns=[r"\d{3}-\d{4}"])
     project.refresh_from_db()

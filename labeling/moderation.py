@@ -1,6 +1,10 @@
 """Moderation, as chat products run before showing text: a registry of filters, each giving a
 verdict on one answer. The default is rule-based (the project's blocklist and regex patterns);
-a classifier registers the same way. Settings MODERATION_FILTERS names the filters to run."""
+a classifier registers the same way. Settings MODERATION_FILTERS names the filters to run.
+
+Pure text checks on the project's rules, so it lives in labeling: every new candidate is moderated
+by labeling.actions.candidates (generated, imported or added through the API), and models_app
+(the project's rules, generation) and serving (the chat's input and output) use it from here."""
 from __future__ import annotations
 
 import re
