@@ -1,14 +1,12 @@
-"""Where to spend labels: the open tasks a reward model should score, and the scores written back
-as each task's `uncertainty`, which the claim orders by when the project's queue order is
-`uncertainty` (a column in the queue's index, so the claim stays one index scan)."""
+"""Where to spend labels: the open tasks a reward model should score. The scores are written back
+as each task's `uncertainty` (labeling.actions.tasks.set_uncertainty), which the claim orders by
+when the project's queue order is `uncertainty` (a column in the queue's index, so the claim stays
+one index scan)."""
 from __future__ import annotations
 
-from django.db import transaction
 from django.db.models import Prefetch
 
 from .models import Candidate, ComparisonTask, Project
-
-BATCH = 1000
 
 
 def tasks_to_score(project: Project, *, limit: int = 20_000) -> list[dict]:
@@ -19,13 +17,3 @@ def tasks_to_score(project: Project, *, limit: int = 20_000) -> list[dict]:
     return [{"id": t.pk, "prompt": t.prompt.messages, "answers": [c.text for c in t.candidates.all()]}
             for t in tasks if t.candidates.all().count() >= 2]
 
-
-def set_uncertainty(project: Project, values: dict[int, float]) -> int:
-    """Write each task's uncertainty (higher is served first; 0 is "not scored"). Tasks of other
-    projects are ignored. Returns how many were written."""
-    tasks = {t.pk: t for t in ComparisonTask.objects.filter(project=project, pk__in=list(values)).only("id")}
-    for pk, task in tasks.items():
-        task.uncertainty = float(values[pk])
-    with transaction.atomic():
-        ComparisonTask.objects.bulk_update(list(tasks.values()), ["uncertainty"], batch_size=BATCH)
-    return len(tasks)

@@ -13,6 +13,7 @@ import yaml
 from django.conf import settings
 
 from labeling import selection
+from labeling.actions.tasks import set_uncertainty
 from labeling.models import Project
 from rankloop.errors import Conflict
 
@@ -57,4 +58,4 @@ def score_open_tasks(project: Project, *, timeout_s: int = 3600) -> int:
     if done.returncode != 0:
         raise RuntimeError("scoring failed: " + "\n".join(done.stderr.strip().splitlines()[-5:]))
     values = {row["id"]: row["uncertainty"] for row in map(json.loads, output_file.read_text().splitlines())}
-    return selection.set_uncertainty(project, values)
+    return set_uncertainty(project, values)

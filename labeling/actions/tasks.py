@@ -1,5 +1,5 @@
 """Comparison tasks: creating them (over candidates, or a demonstration's prompt alone), their
-place in the queue, closing them."""
+place in the queue (priority, the reward model's uncertainty), closing them."""
 from __future__ import annotations
 
 from django.db import transaction
@@ -55,6 +55,20 @@ def set_task_priority(task: ComparisonTask, priority) -> ComparisonTask:
     task.priority = check_priority(priority)
     ComparisonTask.objects.filter(pk=task.pk).update(priority=task.priority)
     return task
+
+
+UNCERTAINTY_BATCH = 1000
+
+
+def set_uncertainty(project: Project, values: dict[int, float]) -> int:
+    """Write each task's uncertainty (higher is served first; 0 is "not scored"). Tasks of other
+    projects are ignored. Returns how many were written."""
+    tasks = {t.pk: t for t in ComparisonTask.objects.filter(project=project, pk__in=list(values)).only("id")}
+    for pk, task in tasks.items():
+        task.uncertainty = float(values[pk])
+    with transaction.atomic():
+        ComparisonTask.objects.bulk_update(list(tasks.values()), ["uncertainty"], batch_size=UNCERTAINTY_BATCH)
+    return len(tasks)
 
 
 def close_task(task: ComparisonTask, *, now=None) -> None:

@@ -8,9 +8,9 @@ import sys
 import pytest
 import yaml
 
-from labeling import selection
 from labeling.actions.annotations import submit_annotation
 from labeling.actions.assignments import assign_next
+from labeling.actions.tasks import set_uncertainty
 from labeling.models import ComparisonTask
 from models_app import services as models
 from rlhf import uncertainty
@@ -28,19 +28,19 @@ def served_order(project, annotator):
 def test_the_queue_serves_the_most_uncertain_first_only_when_asked(make_project, make_tasks, annotator):
     project = make_project(annotators=[annotator], queue_order="uncertainty")
     tasks = make_tasks(project, 4)
-    selection.set_uncertainty(project, {tasks[0].pk: 0.1, tasks[1].pk: 0.95, tasks[3].pk: 0.6})
+    set_uncertainty(project, {tasks[0].pk: 0.1, tasks[1].pk: 0.95, tasks[3].pk: 0.6})
     assert served_order(project, annotator) == [tasks[1].pk, tasks[3].pk, tasks[0].pk, tasks[2].pk]
 
     other = make_project(name="Default order", annotators=[annotator])
     default_tasks = make_tasks(other, 3)
-    selection.set_uncertainty(other, {default_tasks[2].pk: 5.0})
+    set_uncertainty(other, {default_tasks[2].pk: 5.0})
     assert served_order(other, annotator) == [t.pk for t in default_tasks]
 
 
 def test_uncertainty_of_another_projects_tasks_is_ignored(make_project, make_tasks):
     mine, theirs = make_project(name="Mine"), make_project(name="Theirs")
     (their_task,) = make_tasks(theirs, 1)
-    assert selection.set_uncertainty(mine, {their_task.pk: 1.0}) == 0
+    assert set_uncertainty(mine, {their_task.pk: 1.0}) == 0
     assert ComparisonTask.objects.get(pk=their_task.pk).uncertainty == 0.0
 
 
