@@ -12,7 +12,7 @@ from labeling.models import Project
 from rankloop.api_common import IsAdmin
 
 from . import services
-from .models import Deployment, ModelVersion
+from .models import Deployment, GenerationJob, ModelVersion
 
 
 class LineageSerializer(serializers.ModelSerializer):
@@ -133,3 +133,54 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         project = get_object_or_404(Project, pk=data.validated_data["project"].pk)
         deployment = services.rollback(project, user=request.user, to=data.validated_data.get("to"))
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
+
+
+class GenerationJobSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    percent = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = GenerationJob
+        fields = ["id", "project", "round", "model_version", "prompt_ids", "k", "decoding", "prepare_default_policy",
+                  "status", "phase", "done", "total", "percent", "tasks_created", "refused", "error",
+                  "celery_task_id", "created_at", "started_at", "finished_at"]
+        read_only_fields = fields
+
+
+class StartGenerationSerializer(serializers.Serializer):
+    project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
+    prompts = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, allow_empty=False,
+                                    max_length=10000, help_text="Prompt ids of the project; default: every prompt.")
+    model_version = serializers.PrimaryKeyRelatedField(queryset=ModelVersion.objects.all(), required=False,
+                                                       help_text="A policy; default: the deployed one.")
+    k = serializers.IntegerField(min_value=2, max_value=9, required=False,
+                                 help_text="Answers per prompt; default: the project's candidates per prompt.")
+    decoding = serializers.DictField(required=False, default=dict,
+                                     help_text='Overrides of the project\'s decoding config, e.g. {"temperature": 0.7}.')
+
+
+class GenerationJobFilter(django_filters.FilterSet):
+    project = django_filters.CharFilter(field_name="project__slug")
+
+    class Meta:
+        model = GenerationJob
+        fields = ["project", "status"]
+
+
+class GenerationJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Candidate generation: POST queues a job on the gpu queue (refused at once when the
+    settings are bad); GET shows its progress, what it refused and why it failed."""
+
+    permission_classes = [IsAdmin]
+    serializer_class = GenerationJobSerializer
+    filterset_class = GenerationJobFilter
+    queryset = GenerationJob.objects.select_related("project")
+
+    @extend_schema(request=StartGenerationSerializer, responses={202: GenerationJobSerializer})
+    def create(self, request):
+        data = StartGenerationSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        job = services.start_generation(values["project"], values.get("prompts"), version=values.get("model_version"),
+                                        k=values.get("k"), decoding=values["decoding"], user=request.user)
+        return Response(GenerationJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -242,6 +242,15 @@ def update_generation_settings(
 # --- generation -------------------------------------------------------------------------
 
 
+def unanswered_prompts(project, limit: int | None = None):
+    """The project's prompts the deployed policy has not answered yet (all of them after a new
+    deployment), oldest first."""
+    prompts, policy = Prompt.objects.filter(project=project), deployed_policy(project)
+    if policy is not None:
+        prompts = prompts.exclude(candidates__model_version=policy)
+    return prompts.order_by("id")[:limit] if limit else prompts.order_by("id")
+
+
 def _prompts_of(project, prompts) -> list[Prompt]:
     ids = [p.pk if isinstance(p, Prompt) else int(p) for p in prompts]
     found = {p.pk: p for p in Prompt.objects.filter(project=project, pk__in=ids)}
@@ -371,6 +380,8 @@ def start_generation(project, prompts=None, *, version=None, round=None, k=None,
     version = version or deployed_policy(project)
     if version is None:
         raise GenerationError(f"No policy is deployed on {project}: deploy a model version first.")
+    if version.kind != ModelVersion.Kind.POLICY:
+        raise GenerationError(f"{version} is a {version.get_kind_display().lower()}, not a policy.")
     return _queue_job(project, prompts, version=version, round=round, k=k, decoding=decoding, user=user, then=then)
 
 

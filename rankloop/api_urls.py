@@ -22,6 +22,7 @@ router.register("pairs", labeling_api.PairViewSet, basename="pair")
 router.register("review-items", labeling_api.ReviewItemViewSet, basename="review-item")
 router.register("model-versions", models_api.ModelVersionViewSet, basename="model-version")
 router.register("deployments", models_api.DeploymentViewSet, basename="deployment")
+router.register("generation-jobs", models_api.GenerationJobViewSet, basename="generation-job")
 router.register("rounds", rlhf_api.RoundViewSet, basename="round")
 
 

@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from labeling.models import Project
+from models_app.services import unanswered_prompts
 from rankloop.api_common import IsAdmin
 
 from . import services
@@ -77,6 +78,17 @@ class LaunchSerializer(serializers.Serializer):
                                                '{"num_processes": 2, "mixed_precision": "bf16"}')
 
 
+class GenerateRoundSerializer(serializers.Serializer):
+    project = serializers.SlugRelatedField(slug_field="slug", queryset=Project.objects.all())
+    prompts = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, allow_empty=False,
+                                    max_length=10000, help_text="Prompt ids; default: the prompts the deployed "
+                                                                "policy has not answered, up to `count`.")
+    count = serializers.IntegerField(min_value=1, max_value=10000, default=100,
+                                     help_text="How many unanswered prompts, when `prompts` is not given.")
+    k = serializers.IntegerField(min_value=2, max_value=9, required=False)
+    decoding = serializers.DictField(required=False, default=dict)
+
+
 class DeployRoundSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
@@ -109,6 +121,20 @@ class RoundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                                       hyperparameters=values["hyperparameters"],
                                       data_filters=values["data_filters"], deploy_rule=values["deploy_rule"],
                                       launcher=values["launcher"])
+        return self._answer(round, status.HTTP_201_CREATED)
+
+    @extend_schema(request=GenerateRoundSerializer, responses={201: RoundSerializer})
+    @action(detail=False, methods=["post"])
+    def generate(self, request):
+        """Open a labeling round: the deployed policy writes candidates for the prompts (a
+        generation job on the gpu queue, its progress on the round); it moves to labeling when done."""
+        data = GenerateRoundSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        project = values["project"]
+        prompts = values.get("prompts") or unanswered_prompts(project, values["count"])
+        round = services.start_labeling_round(project, prompts, user=request.user, k=values.get("k"),
+                                              decoding=values["decoding"] or None)
         return self._answer(round, status.HTTP_201_CREATED)
 
     def _act(self, function, **kwargs):

@@ -6,9 +6,9 @@ from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from labeling.models import Project, Prompt
+from labeling.models import Project
 from labeling.views import staff_required
-from models_app.services import deployed_policy
+from models_app.services import deployed_policy, unanswered_prompts
 
 from . import config, evaluation, forms, services
 from .models import Round
@@ -84,9 +84,7 @@ def generate(request, slug):
     if not form.is_valid():
         messages.error(request, "Give a number of prompts between 1 and 10000.")
         return redirect("rlhf:project", slug=slug)
-    # Prompts the deployed policy has not answered yet (all of them after a new deployment).
-    prompts = (Prompt.objects.filter(project=project).exclude(candidates__model_version=deployed_policy(project))
-               .order_by("id")[:form.cleaned_data["prompts"]])
+    prompts = unanswered_prompts(project, form.cleaned_data["prompts"])
     try:
         round = services.start_labeling_round(project, prompts, user=request.user)
     except services.RoundError as exc:
