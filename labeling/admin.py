@@ -63,11 +63,11 @@ class CandidateAdmin(admin.ModelAdmin):
 
 @admin.register(ComparisonTask)
 class ComparisonTaskAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "prompt", "status", "overlap", "annotations_done", "leased", "is_gold", "round", "created_at"]
+    list_display = ["id", "project", "prompt", "status", "overlap", "annotations_done", "leased", "is_gold", "round_number", "created_at"]
     list_filter = ["status", "is_gold", "project"]
     search_fields = ["id", "prompt__external_id"]
-    raw_id_fields = ["project", "prompt", "round", "candidates"]
-    list_select_related = ["project", "prompt", "round"]
+    raw_id_fields = ["project", "prompt", "candidates"]
+    list_select_related = ["project", "prompt"]
 
 
 @admin.register(Assignment)
@@ -94,5 +94,5 @@ class PreferencePairAdmin(admin.ModelAdmin):
     list_display = ["id", "project", "source", "task", "chosen", "rejected", "votes_a", "votes_b", "votes_tie", "is_tie", "agreement", "margin", "split"]
     list_filter = ["project", "source", "is_tie", "is_gold", "split"]
     search_fields = ["task__id", "external_id"]
-    raw_id_fields = ["project", "task", "prompt", "round", "candidate_a", "candidate_b", "chosen", "rejected"]
+    raw_id_fields = ["project", "task", "prompt", "candidate_a", "candidate_b", "chosen", "rejected"]
     list_select_related = ["project", "task__project", "chosen", "rejected"]

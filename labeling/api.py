@@ -87,7 +87,7 @@ class CandidateFilter(django_filters.FilterSet):
 
 class TaskFilter(django_filters.FilterSet):
     project = django_filters.CharFilter(field_name="project__slug")
-    round = django_filters.NumberFilter(field_name="round__number")
+    round = django_filters.NumberFilter(field_name="round_number")
 
     class Meta:
         model = ComparisonTask
@@ -106,7 +106,7 @@ class AnnotationFilter(django_filters.FilterSet):
 
 class PairFilter(django_filters.FilterSet):
     project = django_filters.CharFilter(field_name="project__slug")
-    round = django_filters.NumberFilter(field_name="round__number")
+    round = django_filters.NumberFilter(field_name="round_number")
     min_agreement = django_filters.NumberFilter(field_name="agreement", lookup_expr="gte")
 
     class Meta:

@@ -105,7 +105,7 @@ def _raw_pages(project, filters, page_size):
         return  # raw rows are annotations: their source is "labels"
     annotations = Annotation.objects.filter(task__project=project)
     if filters.rounds:
-        annotations = annotations.filter(task__round__number__in=filters.rounds)
+        annotations = annotations.filter(task__round_number__in=filters.rounds)
     if not filters.include_gold:
         annotations = annotations.filter(task__is_gold=False)
     if filters.split:
@@ -115,7 +115,7 @@ def _raw_pages(project, filters, page_size):
     while True:
         page = list(annotations.filter(id__gt=last).order_by("id").values_list(
             "id", "task_id", "task__prompt_id", "task__prompt__messages", "task__prompt__split", "task__is_gold",
-            "task__round__number", "annotator_id", "ranking", "pairwise_choice", "ratings", "flags", "rationale",
+            "task__round_number", "annotator_id", "ranking", "pairwise_choice", "ratings", "flags", "rationale",
             "ideal_answer", "time_on_task_ms", "created_at", "assignment__shown_order")[:page_size])
         if not page:
             return
@@ -143,7 +143,7 @@ def sft_annotations(project, filters):
     beside a ranking; not rejected by a reviewer, gold only when asked for."""
     annotations = Annotation.objects.filter(task__project=project, is_rejected=False).exclude(ideal_answer="")
     if filters.rounds:
-        annotations = annotations.filter(task__round__number__in=filters.rounds)
+        annotations = annotations.filter(task__round_number__in=filters.rounds)
     if not filters.include_gold:
         annotations = annotations.filter(task__is_gold=False)
     if filters.split:

@@ -285,7 +285,9 @@ class ComparisonTask(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="tasks")
     candidates = models.ManyToManyField(Candidate, related_name="tasks")
-    round = models.ForeignKey("rlhf.Round", null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks")
+    # The number of the rlhf round (rlhf.Round.number in this project) whose generation wrote it;
+    # empty outside rounds. A number, not a key: labeling sits below rlhf in the app order.
+    round_number = models.PositiveIntegerField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     overlap = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
     # Denormalized so the queue query never counts rows.
@@ -415,7 +417,7 @@ class PreferencePair(models.Model):
     # with the file).
     task = models.ForeignKey(ComparisonTask, null=True, blank=True, on_delete=models.CASCADE, related_name="pairs")
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="pairs")
-    round = models.ForeignKey("rlhf.Round", null=True, blank=True, on_delete=models.SET_NULL, related_name="pairs")
+    round_number = models.PositiveIntegerField(null=True, blank=True, help_text="Its task's round number.")
     candidate_a = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="+")
     candidate_b = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="+")
     chosen = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="pairs_chosen")

@@ -98,8 +98,8 @@ class PairFilters:
             rounds = settings["rounds"]
             if not isinstance(rounds, list) or not all(isinstance(n, int) and not isinstance(n, bool) for n in rounds):
                 raise ExportError("rounds must be a list of round numbers.")
-            known = set(PreferencePair.objects.filter(project=project, round__number__in=rounds)
-                        .order_by().values_list("round__number", flat=True).distinct())
+            known = set(PreferencePair.objects.filter(project=project, round_number__in=rounds)
+                        .order_by().values_list("round_number", flat=True).distinct())
             missing = sorted(set(rounds) - known)
             if missing:
                 raise ExportError(f"{project} has no pairs from round(s) {', '.join(map(str, missing))}.")
@@ -126,7 +126,7 @@ class PairFilters:
         if self.sources:
             pairs = pairs.filter(source__in=self.sources)
         if self.rounds:
-            pairs = pairs.filter(round__number__in=self.rounds)
+            pairs = pairs.filter(round_number__in=self.rounds)
         if self.min_agreement is not None:
             pairs = pairs.filter(agreement__gte=self.min_agreement)
         if not self.include_ties:

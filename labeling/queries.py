@@ -98,7 +98,7 @@ def project_agreement(project: Project) -> dict:
 def agreement_by_round(project: Project) -> list[dict]:
     """project_agreement per labeling round (round None: tasks from outside any round), oldest first."""
     by_round = defaultdict(list)
-    for number, *counts in _multi_vote_pairs(project).values_list("round__number", "votes_a", "votes_b",
+    for number, *counts in _multi_vote_pairs(project).values_list("round_number", "votes_a", "votes_b",
                                                                   "votes_tie"):
         by_round[number].append(tuple(counts))
     return [{"round": number, **votes.agreement(counts)}
@@ -171,7 +171,7 @@ def candidates():
 
 
 def tasks():
-    return ComparisonTask.objects.select_related("round").prefetch_related("candidates")
+    return ComparisonTask.objects.prefetch_related("candidates")
 
 
 def annotations():
@@ -179,7 +179,7 @@ def annotations():
 
 
 def pairs():
-    return PreferencePair.objects.select_related("round")
+    return PreferencePair.objects.all()
 
 
 def review_items():

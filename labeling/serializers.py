@@ -167,13 +167,12 @@ class ShownCandidateSerializer(serializers.ModelSerializer):
 class TaskSerializer(serializers.ModelSerializer):
     candidate_ids = serializers.PrimaryKeyRelatedField(
         source="candidates", many=True, queryset=Candidate.objects.all())
-    round_number = serializers.IntegerField(source="round.number", read_only=True, allow_null=True)
 
     class Meta:
         model = ComparisonTask
-        fields = ["id", "project", "prompt", "candidate_ids", "round", "round_number", "status", "overlap",
+        fields = ["id", "project", "prompt", "candidate_ids", "round_number", "status", "overlap",
                   "annotations_done", "leased", "is_gold", "gold_ranking", "priority", "created_at", "completed_at"]
-        read_only_fields = ["id", "project", "round", "round_number", "status", "overlap", "annotations_done",
+        read_only_fields = ["id", "project", "round_number", "status", "overlap", "annotations_done",
                             "leased", "created_at", "completed_at", "priority"]
 
 
@@ -279,11 +278,10 @@ class SubmissionSerializer(serializers.Serializer):
 
 class PairSerializer(serializers.ModelSerializer):
     export_id = serializers.SerializerMethodField()
-    round_number = serializers.IntegerField(source="round.number", read_only=True, allow_null=True)
 
     class Meta:
         model = PreferencePair
-        fields = ["id", "export_id", "project", "task", "prompt", "round", "round_number", "candidate_a",
+        fields = ["id", "export_id", "project", "task", "prompt", "round_number", "candidate_a",
                   "candidate_b", "chosen", "rejected", "votes_a", "votes_b", "votes_tie", "is_tie", "agreement",
                   "margin", "is_gold", "split", "source", "external_id", "updated_at"]
         read_only_fields = fields

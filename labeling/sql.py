@@ -54,7 +54,7 @@ AND NOT EXISTS (
 )
 RETURNING {columns}
 """
-_CLAIM_COLUMNS = ["id", "project_id", "prompt_id", "round_id", "status", "overlap", "annotations_done", "leased",
+_CLAIM_COLUMNS = ["id", "project_id", "prompt_id", "round_number", "status", "overlap", "annotations_done", "leased",
                   "is_gold"]
 
 
@@ -255,7 +255,7 @@ def count_gold_answer(project, annotator, correct: bool):
 
 _PAIR_KEY = ("task_id", "candidate_a_id", "candidate_b_id")
 _PAIR_UPDATE = ("chosen_id", "rejected_id", "votes_a", "votes_b", "votes_tie", "is_tie", "agreement", "margin",
-                "is_gold", "split", "round_id", "updated_at")
+                "is_gold", "split", "round_number", "updated_at")
 PAIR_FIELDS = ("project_id", "prompt_id") + _PAIR_KEY + _PAIR_UPDATE
 
 

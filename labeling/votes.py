@@ -51,7 +51,7 @@ def task_pair_rows(task, rankings, now):
             margin = 0.0 if winner == "tie" else (abs(va - vb) / n if n else 1.0)
         chosen, rejected = (b, a) if winner == "b" else (a, b)
         rows.append((task.project_id, task.prompt_id, task.pk, a, b, chosen, rejected, va, vb, vt, winner == "tie",
-                     agreement, margin, task.is_gold, split, task.round_id, now))
+                     agreement, margin, task.is_gold, split, task.round_number, now))
     return rows
 
 

@@ -141,7 +141,7 @@ class GenerationJobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = GenerationJob
-        fields = ["id", "project", "round", "model_version", "prompt_ids", "k", "decoding", "prepare_default_policy",
+        fields = ["id", "project", "round_number", "model_version", "prompt_ids", "k", "decoding", "prepare_default_policy",
                   "status", "phase", "done", "total", "percent", "tasks_created", "refused", "error",
                   "celery_task_id", "created_at", "started_at", "finished_at"]
         read_only_fields = fields

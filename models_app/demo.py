@@ -54,7 +54,7 @@ def queue_demo_generation(*, log=print):
     for project in Project.objects.filter(prompts__external_id__startswith="demo:").distinct().order_by("id"):
         prompts = project.prompts.filter(external_id__startswith="demo:")
         answered = prompts.filter(
-            tasks__round__isnull=True, tasks__candidates__model_version__kind="policy",
+            tasks__round_number__isnull=True, tasks__candidates__model_version__kind="policy",
             tasks__candidates__model_version__name=DEFAULT_MODEL_NAME,
         )
         todo = list(prompts.exclude(pk__in=answered.values("pk")).order_by("id"))

@@ -100,9 +100,8 @@ class GenerationJob(models.Model):
         FAILED = "failed", "Failed"
 
     project = models.ForeignKey("labeling.Project", on_delete=models.CASCADE, related_name="generation_jobs")
-    round = models.ForeignKey(
-        "rlhf.Round", null=True, blank=True, on_delete=models.SET_NULL, related_name="generation_jobs"
-    )
+    # The rlhf round (its number in the project) this job writes candidates for; empty outside rounds.
+    round_number = models.PositiveIntegerField(null=True, blank=True)
     model_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="generation_jobs"
     )

@@ -271,7 +271,7 @@ def _check_k(k, decoding):
 
 
 def generate_candidates(
-    project, prompts, *, version=None, k=None, decoding=None, round=None, job=None, batch_size=None,
+    project, prompts, *, version=None, k=None, decoding=None, round_number=None, job=None, batch_size=None,
 ) -> list[ComparisonTask]:
     """Write K candidates per prompt with `version` (default: the deployed policy) and create a
     comparison task for each prompt. Prompts that already have a task from this version and
@@ -287,7 +287,7 @@ def generate_candidates(
     prompts = _prompts_of(project, prompts)
     done_ids = set(
         ComparisonTask.objects.filter(
-            project=project, round=round, prompt__in=prompts, candidates__model_version=version
+            project=project, round_number=round_number, prompt__in=prompts, candidates__model_version=version
         ).values_list("prompt_id", flat=True)
     )
     todo = [p for p in prompts if p.pk not in done_ids]
@@ -321,7 +321,7 @@ def generate_candidates(
                     refused.append({"prompt": prompt.pk, "reason": result.refused})
                     continue
                 candidates = save_candidates(prompt, version, result, chunk_decoding)
-                tasks.append(create_task(prompt, candidates, round=round))
+                tasks.append(create_task(prompt, candidates, round_number=round_number))
             if job is not None:
                 _advance_job(job, len(chunk), len(chunk) - len(refused), refused)
         for item in refused:
@@ -371,7 +371,7 @@ def _advance_job(job, handled, created, refused):
         GenerationJob.objects.filter(pk=job.pk).update(refused=job.refused + refused)
 
 
-def start_generation(project, prompts=None, *, version=None, round=None, k=None, decoding=None, user=None,
+def start_generation(project, prompts=None, *, version=None, round_number=None, k=None, decoding=None, user=None,
                      then=None) -> GenerationJob:
     """Queue generation for `prompts` (default: every prompt of the project) on the gpu queue.
     Settings are checked now, so a bad request is refused here rather than failing later.
@@ -382,7 +382,7 @@ def start_generation(project, prompts=None, *, version=None, round=None, k=None,
         raise GenerationError(f"No policy is deployed on {project}: deploy a model version first.")
     if version.kind != ModelVersion.Kind.POLICY:
         raise GenerationError(f"{version} is a {version.get_kind_display().lower()}, not a policy.")
-    return _queue_job(project, prompts, version=version, round=round, k=k, decoding=decoding, user=user, then=then)
+    return _queue_job(project, prompts, version=version, round_number=round_number, k=k, decoding=decoding, user=user, then=then)
 
 
 def start_default_policy_generation(project, prompts=None, *, decoding=None, user=None) -> GenerationJob:
@@ -404,7 +404,7 @@ def start_default_policy_generation(project, prompts=None, *, decoding=None, use
     return job
 
 
-def _queue_job(project, prompts, *, version=None, round=None, k=None, decoding=None, user=None,
+def _queue_job(project, prompts, *, version=None, round_number=None, k=None, decoding=None, user=None,
                prepare_default_policy=False, then=None):
     _check_k(k or project.candidates_per_prompt, project_decoding(project, decoding))
     prompt_ids = (
@@ -413,7 +413,7 @@ def _queue_job(project, prompts, *, version=None, round=None, k=None, decoding=N
     )
     with transaction.atomic():
         job = GenerationJob.objects.create(
-            project=project, round=round, model_version=version, prompt_ids=prompt_ids, k=k,
+            project=project, round_number=round_number, model_version=version, prompt_ids=prompt_ids, k=k,
             decoding=decoding or {}, total=len(prompt_ids), created_by=user,
             prepare_default_policy=prepare_default_policy,
         )
@@ -453,7 +453,7 @@ def run_generation_job(job_id) -> GenerationJob:
     is already finished (superseded, or its message delivered twice) is left as it is."""
     from .default_model import DefaultModelMissing
 
-    job = GenerationJob.objects.select_related("project", "model_version", "round").get(pk=job_id)
+    job = GenerationJob.objects.select_related("project", "model_version").get(pk=job_id)
     if job.is_finished:
         return job
     GenerationJob.objects.filter(pk=job.pk).update(status=GenerationJob.Status.RUNNING, started_at=timezone.now(), error="")
@@ -466,7 +466,7 @@ def run_generation_job(job_id) -> GenerationJob:
                 raise GenerationError(f"The bundled default policy is not available: {error}") from error
             GenerationJob.objects.filter(pk=job.pk).update(model_version=job.model_version)
         generate_candidates(
-            job.project, job.prompt_ids, version=job.model_version, k=job.k, round=job.round,
+            job.project, job.prompt_ids, version=job.model_version, k=job.k, round_number=job.round_number,
             decoding=job.decoding or None, job=job,
         )
     except Exception as error:

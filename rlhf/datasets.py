@@ -38,7 +38,7 @@ def pair_breakdown(project, filters: dict) -> dict:
         counts["other_sources"] = Count("id", filter=kept & ~from_sources)
         kept &= from_sources
     if filters.get("rounds"):
-        in_rounds = Q(round__number__in=filters["rounds"])
+        in_rounds = Q(round_number__in=filters["rounds"])
         counts["other_rounds"] = Count("id", filter=kept & ~in_rounds)
         kept &= in_rounds
     if not filters.get("include_ties", False):

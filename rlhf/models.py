@@ -2,6 +2,9 @@
 from django.conf import settings
 from django.db import models
 
+from labeling.models import ComparisonTask, PreferencePair
+from models_app.models import GenerationJob
+
 from .algorithms import Algorithm
 
 
@@ -53,6 +56,20 @@ class Round(models.Model):
 
     def __str__(self):
         return f"{self.project} round {self.number}"
+
+    # What the lower apps hold for this round, matched by (project, round number): they keep the
+    # number, not a key to the round, so that no foreign key points up the app order.
+    @property
+    def tasks(self):
+        return ComparisonTask.objects.filter(project_id=self.project_id, round_number=self.number)
+
+    @property
+    def pairs(self):
+        return PreferencePair.objects.filter(project_id=self.project_id, round_number=self.number)
+
+    @property
+    def generation_jobs(self):
+        return GenerationJob.objects.filter(project_id=self.project_id, round_number=self.number)
 
 
 class RoundTransition(models.Model):

@@ -208,7 +208,7 @@ def _generation_progress(round: Round, status: RoundStatus) -> dict:
     else:  # queued, or a round from before generation jobs
         from labeling.models import Candidate
 
-        written = Candidate.objects.filter(tasks__round=round).distinct().count()
+        written = Candidate.objects.filter(tasks__in=round.tasks).distinct().count()
         status.text = f"Generating candidates: {written} written so far" if written else "Generating candidates: queued"
     return {}
 
@@ -316,7 +316,7 @@ def start_labeling_round(project, prompts, *, user=None, k=None, decoding=None) 
         transition(round, S.GENERATING, user=user, note=f"{len(prompts)} prompts")
         try:
             model_services.start_generation(
-                project, prompts, version=policy, round=round, k=k, decoding=decoding, user=_user(user),
+                project, prompts, version=policy, round_number=round.number, k=k, decoding=decoding, user=_user(user),
                 then=signature(FINISH_GENERATION_TASK, args=[round.pk], immutable=True))
         except (model_services.GenerationError, model_services.DecodingConfigError) as exc:
             raise RoundError(str(exc)) from None

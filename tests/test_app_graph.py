@@ -12,10 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # that no new one can appear unnoticed). Why each is still here is in docs/ARCHITECTURE.md.
 KNOWN_UPWARD_RELATIONS = {
     "labeling.Candidate.model_version -> models_app.ModelVersion",
-    "labeling.ComparisonTask.round -> rlhf.Round",
-    "labeling.PreferencePair.round -> rlhf.Round",
     "labeling.Project.judge -> models_app.ModelVersion",
-    "models_app.GenerationJob.round -> rlhf.Round",
 }
 
 

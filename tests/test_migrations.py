@@ -7,15 +7,18 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from labeling.models import Annotation, Candidate, ComparisonTask, PreferencePair, Project, Prompt
-from models_app.models import ModelVersion
+from models_app.models import GenerationJob, ModelVersion
 from rlhf.models import Round, TrainingRun
 
 from tests.support.rlhf import annotate_all
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# The last migrations before ModelVersion.training_run became TrainingRun.output.
-BEFORE = [("models_app", "0006_generation_job_k"), ("rlhf", "0003_launcher_settings")]
+# The last migrations before the foreign keys up the app order were turned around:
+# ModelVersion.training_run (now TrainingRun.output), ComparisonTask / PreferencePair /
+# GenerationJob.round (now their round_number).
+BEFORE = [("labeling", "0006_launcher_and_judge"), ("models_app", "0006_generation_job_k"),
+          ("rlhf", "0003_launcher_settings")]
 
 
 def migrate(targets):
@@ -33,8 +36,10 @@ def latest():
 def snapshot():
     return {
         "prompts": Prompt.objects.count(), "candidates": Candidate.objects.count(),
-        "tasks": ComparisonTask.objects.count(), "annotations": Annotation.objects.count(),
-        "pairs": sorted(PreferencePair.objects.values_list("id", "chosen_id", "rejected_id", "round__number")),
+        "tasks": sorted(ComparisonTask.objects.values_list("id", "round_number")),
+        "annotations": Annotation.objects.count(),
+        "pairs": sorted(PreferencePair.objects.values_list("id", "chosen_id", "rejected_id", "round_number")),
+        "jobs": sorted(GenerationJob.objects.values_list("id", "round_number")),
         "versions": sorted(ModelVersion.objects.values_list("id", "name", "parent_id")),
         "runs": sorted(TrainingRun.objects.values_list("id", "kind", "round__number", "output_id")),
     }
@@ -51,8 +56,10 @@ def filled(tmp_path):
                                           base_model="tiny", parent=base, origin="round 1, DPO run")
     round = Round.objects.create(project=project, number=1, state=Round.State.DEPLOYED, algorithm="dpo",
                                  policy_in=base, policy_out=trained)
-    ComparisonTask.objects.filter(project=project).update(round=round)
-    PreferencePair.objects.filter(project=project).update(round=round)
+    ComparisonTask.objects.filter(project=project).update(round_number=round.number)
+    PreferencePair.objects.filter(project=project).update(round_number=round.number)
+    GenerationJob.objects.create(project=project, round_number=round.number, model_version=base, total=1)
+    GenerationJob.objects.create(project=project, model_version=base, total=1)  # outside rounds
     TrainingRun.objects.create(round=round, kind="dpo", status="succeeded", output=trained)
     return project
 
@@ -60,10 +67,17 @@ def filled(tmp_path):
 def test_it_goes_back_and_forth_losing_nothing(filled):
     before = snapshot()
     assert before["pairs"] and before["runs"][0][3] is not None
+    assert {number for _, number in before["tasks"]} == {1, None} and before["pairs"][0][3] == 1
 
     old = migrate(BEFORE)
     run_id, version_id = before["runs"][0][0], before["runs"][0][3]
     assert old.get_model("models_app", "ModelVersion").objects.get(pk=version_id).training_run_id == run_id
+    round_id = old.get_model("rlhf", "Round").objects.get().pk
+    for name in ("ComparisonTask", "PreferencePair"):
+        assert set(old.get_model("labeling", name).objects.filter(project=filled.pk).values_list(
+            "round_id", flat=True)) == {round_id}
+    assert set(old.get_model("models_app", "GenerationJob").objects.values_list("round_id", flat=True)) == {
+        round_id, None}
 
     migrate(latest())
     assert snapshot() == before

@@ -19,7 +19,7 @@ def check_priority(value) -> int:
     return value
 
 
-def create_task(prompt: Prompt, candidates, *, round=None, is_gold=False, gold_ranking=None,
+def create_task(prompt: Prompt, candidates, *, round_number=None, is_gold=False, gold_ranking=None,
                 priority=0) -> ComparisonTask:
     """A comparison task over the given candidates of one prompt. The queue serves higher
     `priority` first."""
@@ -34,7 +34,7 @@ def create_task(prompt: Prompt, candidates, *, round=None, is_gold=False, gold_r
     priority = check_priority(priority)
     with transaction.atomic():  # the task and its candidates, or nothing
         task = ComparisonTask.objects.create(
-            project=project, prompt=prompt, round=round,
+            project=project, prompt=prompt, round_number=round_number,
             overlap=ComparisonTask.GOLD_OVERLAP if is_gold else project.overlap,
             is_gold=is_gold, gold_ranking=gold_ranking if is_gold else None, priority=priority,
         )

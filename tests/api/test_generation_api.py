@@ -85,7 +85,7 @@ def test_a_labeling_round_generates_the_unanswered_prompts_through_a_job(admin_a
     assert response.status_code == 201, response.content
     round = Round.objects.get(pk=response.json()["id"])
     assert (round.state, round.number, round.policy_in) == (Round.State.GENERATING, 1, policy)
-    job = GenerationJob.objects.get(round=round)
+    job = round.generation_jobs.get()
     assert (job.total, job.model_version) == (2, policy)
 
 

@@ -93,7 +93,7 @@ def test_ppo_round_closes_the_loop(worker, project_with_policy, admin_user, tiny
     wait_state(second, Round.State.LABELING, Round.State.FAILED)
     new_tasks = ComparisonTask.objects.filter(round=second)
     assert new_tasks.count() == 2
-    assert set(Candidate.objects.filter(tasks__round=second).values_list("model_version", flat=True)) == {policy.pk}
+    assert set(Candidate.objects.filter(tasks__in=second.tasks).values_list("model_version", flat=True)) == {policy.pk}
 
     # Rollback puts the first policy back, and the round reads so.
     services.rollback_round(first, user=admin_user)

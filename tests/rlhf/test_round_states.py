@@ -83,7 +83,7 @@ def test_generate_candidates_opens_a_round_without_an_algorithm_showing_generati
     assert progress_line(html) == ("Generating candidates · Generating candidates: 0/2 prompts", 0)
     assert actions(html) == ["cancel"]
 
-    GenerationJob.objects.filter(round=round).update(done=1, tasks_created=1, status="running")
+    round.generation_jobs.update(done=1, tasks_created=1, status="running")
     assert progress_line(fragment(staff_client, round)) == (
         "Generating candidates · Generating candidates: 1/2 prompts, 1 comparison task so far", 50)
 
@@ -92,7 +92,7 @@ def test_generation_writes_through_the_rounds_job(project_with_policy, admin_use
     prompts = add_prompts(project_with_policy, 2)
     round = services.start_labeling_round(project_with_policy, prompts, user=admin_user,
                                           decoding={"max_new_tokens": 4})
-    job = GenerationJob.objects.get(round=round)
+    job = round.generation_jobs.get()
     models.run_generation_job(job.pk)
     services.finish_generation(round)
     job.refresh_from_db()
@@ -106,7 +106,7 @@ def labeling_round(project, n=2):
                                  policy_in=models.deployed_policy(project))
     for i, prompt in enumerate(add_prompts(project, n)):
         candidates = [Candidate.objects.create(prompt=prompt, text=f"answer {i}.{j}") for j in range(2)]
-        create_task(prompt, candidates, round=round)
+        create_task(prompt, candidates, round_number=round.number)
     return round
 
 

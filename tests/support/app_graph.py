@@ -57,14 +57,16 @@ def upward_imports(root: Path) -> list[str]:
 
 
 def services_importing_tasks(root: Path) -> list[str]:
-    """A services or actions module that imports a Celery tasks module (they enqueue by name)."""
+    """A services or actions module that imports an app's Celery tasks module, `<app>/tasks.py`
+    (they enqueue by name). labeling/actions/tasks.py holds the comparison tasks' actions."""
     found = []
     for _app, relative, tree in _modules(root):
         name = Path(relative).stem
         if not (name == "services" or "/actions/" in relative):
             continue
         for line, module in _imported(tree, relative):
-            if module.split(".")[-1] == "tasks" or ".tasks." in f".{module}.":
+            parts = module.split(".")
+            if len(parts) > 1 and parts[0] in LEVELS and parts[1] == "tasks":  # an app's Celery tasks
                 found.append(f"{relative}:{line} imports {module}")
     return sorted(set(found))
 
