@@ -49,7 +49,7 @@ def test_no_server_error_on_any_endpoint(admin_user, make_project, make_tasks):
     from labeling.actions.assignments import assign_next
     from labeling.models import Annotation, Candidate, PreferencePair, Prompt, ReviewItem
     from models_app import services as model_services
-    from models_app.models import ModelVersion
+    from models_app.models import GenerationJob, ModelVersion
     from rlhf.models import Round
 
     project = make_project("Fuzzed", annotators=[admin_user], slug="fuzzed")
@@ -60,6 +60,7 @@ def test_no_server_error_on_any_endpoint(admin_user, make_project, make_tasks):
     version = ModelVersion.objects.create(kind="policy", name="fuzz-policy", base_model="x", artifact_dir="x")
     deployment = model_services.deploy(project, version, user=admin_user)
     round_ = Round.objects.create(project=project, number=1)
+    job = GenerationJob.objects.create(project=project, model_version=version, prompt_ids=[], total=0)
     review_item = ReviewItem.objects.create(project=project, task=tasks[0], annotation=Annotation.objects.first(),
                                             reason=ReviewItem.Reason.SAMPLED)
     # Positive cases aim at real objects (random ids would mostly meet 404s).
@@ -67,7 +68,7 @@ def test_no_server_error_on_any_endpoint(admin_user, make_project, make_tasks):
                 "candidates": Candidate.objects.first().pk, "pairs": PreferencePair.objects.first().pk,
                 "annotations": Annotation.objects.first().pk, "assignments": leased.pk,
                 "model-versions": version.pk, "deployments": deployment.pk, "rounds": round_.pk,
-                "review-items": review_item.pk}
+                "review-items": review_item.pk, "generation-jobs": job.pk}
     headers = {"Authorization": f"Token {Token.objects.create(user=admin_user).key}"}
     schema = schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", application, headers=headers)
     failures = []
