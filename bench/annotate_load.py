@@ -24,8 +24,14 @@ import threading
 import time
 import uuid
 
-from support.server import (Gunicorn, percentile, postgres_cpu_seconds, production_env, recreate_postgres_database,
-                     setup_django)
+from support.server import (
+    Gunicorn,
+    percentile,
+    postgres_cpu_seconds,
+    production_env,
+    recreate_postgres_database,
+    setup_django,
+)
 
 LABEL_STUDIO_ANNOTATIONS_PER_S = 16.0
 

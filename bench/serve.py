@@ -118,9 +118,8 @@ def main():
                          RANKLOOP_SERVING_REQUESTS_PER_MINUTE="1000000", RANKLOOP_SERVING_TOKENS_PER_DAY="1000000000",
                          RANKLOOP_UPSTREAM_READ_TIMEOUT_S="300", OMP_NUM_THREADS="2")
     setup_django(env)
-    from rest_framework.authtoken.models import Token
-
     from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
 
     from models_app import loading
     from models_app.services import bootstrap_default_model

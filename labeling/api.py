@@ -156,7 +156,7 @@ def _upload(request):
         return request._request.body, None, {}
     except RawPostDataException:  # a form body already parsed (session + CSRF check)
         raise serializers.ValidationError({"file": "Send the file as multipart field 'file', or as the body "
-                                                   "with Content-Type application/x-ndjson or text/csv."})
+                                                   "with Content-Type application/x-ndjson or text/csv."}) from None
 
 
 class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
@@ -194,7 +194,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         except Paused:
             raise  # 403 with the reason: a paused annotator must learn why
         except (NotAllowed, NotFound):
-            raise Http404
+            raise Http404 from None
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(AssignmentSerializer(assignment, context=self.get_serializer_context()).data)
@@ -449,7 +449,7 @@ class AssignmentViewSet(viewsets.ReadOnlyModelViewSet):
         try:
             annotation = submit_annotation(pk, request.user, payload)
         except NotYours:
-            raise Http404
+            raise Http404 from None
         return Response(AnnotationSerializer(annotation, context=self.get_serializer_context()).data,
                         status=status.HTTP_201_CREATED)
 

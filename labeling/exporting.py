@@ -18,8 +18,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from . import formats
-from .models import Annotation, Candidate, ComparisonTask, PreferencePair, Project, Prompt
 from .errors import ExportError
+from .models import Annotation, Candidate, ComparisonTask, PreferencePair, Project, Prompt
 from .pair_filters import PairFilters
 
 FORMATS = ("standard", "conversational", "raw", "sft")

@@ -154,7 +154,7 @@ def decode_text(data: bytes) -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ImportRejected(f"Nothing was imported. Line {line}: the file is not valid UTF-8 "
-                             f"(byte {exc.start + 1}).", errors=[{"line": line, "field": "", "message": "invalid UTF-8"}])
+                             f"(byte {exc.start + 1}).", errors=[{"line": line, "field": "", "message": "invalid UTF-8"}]) from exc
     return text[1:] if text.startswith("\ufeff") else text
 
 
@@ -434,7 +434,7 @@ def write_prompt_rows(project: Project, rows: list[PromptRow], *, source="", pri
             through.objects.bulk_create(links, batch_size=BATCH_SIZE * 4)
     except IntegrityError:  # the safety net under the lock (COPY's errors are wrapped as Django's)
         raise Conflict("Another import added some of these external ids at the same time. Nothing was "
-                       "imported; run the import again (it skips prompts already imported).")
+                       "imported; run the import again (it skips prompts already imported).") from None
     report.prompts_created = len(new_rows)
     report.candidates_created = len(candidates)
     report.tasks_created = len(tasks)

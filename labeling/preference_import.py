@@ -138,7 +138,7 @@ def _gunzip(data: bytes, max_bytes: int) -> bytes:
             content = handle.read(max_bytes + 1)
     except (OSError, EOFError, zlib.error) as exc:
         raise ImportRejected(f"Nothing was imported: the file looks gzip-compressed but cannot be read ({exc}).",
-                             errors=[{"line": 0, "field": "", "message": "invalid gzip data"}])
+                             errors=[{"line": 0, "field": "", "message": "invalid gzip data"}]) from exc
     if len(content) > max_bytes:
         raise ImportRejected(f"The file holds more than {max_bytes:,} bytes once uncompressed, the limit. Split it "
                              "into smaller files (a re-import skips pairs already imported).")
@@ -445,7 +445,7 @@ def write_pair_rows(project: Project, rows: list[PairRow], *, source: str) -> Pr
             _create(pairs)
     except IntegrityError:  # the safety net under the lock
         raise Conflict("Another import added some of these pairs at the same time. Nothing was imported; run the "
-                       "import again (it skips pairs already imported).")
+                       "import again (it skips pairs already imported).") from None
     report.pairs_created = len(pairs)
     return report
 

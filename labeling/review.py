@@ -79,7 +79,7 @@ def decide(item_id, reviewer, *, decision, note="", ranking=None, text=None, now
     try:
         item_id = int(item_id)
     except (TypeError, ValueError):
-        raise NotFound("No such review item.")
+        raise NotFound("No such review item.") from None
     errors = {}
     if decision not in DECISIONS:
         errors["decision"] = f"One of {', '.join(DECISIONS)}."
@@ -123,7 +123,7 @@ def decide(item_id, reviewer, *, decision, note="", ranking=None, text=None, now
             try:
                 final = check_ranking(ranking, shown, allow_ties=item.project.allow_ties)
             except LabelingError as exc:
-                raise InvalidSubmission("The final ranking is not valid.", {"ranking": exc.message})
+                raise InvalidSubmission("The final ranking is not valid.", {"ranking": exc.message}) from exc
         if item.status != ReviewItem.Status.OPEN:
             if item.status == status and (final is None or final == item.final_ranking):
                 return item

@@ -4,7 +4,7 @@ every request pays it. These helpers keep the SQL short: column lists come from 
 rows become model instances with the same conversions the ORM applies (JSON, SQLite dates)."""
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from django.db import connection
 
@@ -13,7 +13,7 @@ def table(model) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-@lru_cache(maxsize=None)
+@cache
 def attnames(model, fields: tuple | None = None) -> tuple:
     """The attribute names of a model's columns (`task_id`, not `task`), all of them by default."""
     concrete = model._meta.concrete_fields
@@ -23,13 +23,13 @@ def attnames(model, fields: tuple | None = None) -> tuple:
     return tuple(f.attname for f in concrete if f.attname in wanted)  # Model.from_db wants this order
 
 
-@lru_cache(maxsize=None)
+@cache
 def columns(model, alias: str, names: tuple) -> str:
     quote = connection.ops.quote_name
     return ", ".join(f"{alias}.{quote(model._meta.get_field(name).column)}" for name in names)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _converters(model, names: tuple, vendor: str):
     out = []
     for name in names:
@@ -68,7 +68,7 @@ def execute(sql: str, params) -> int:
         return cursor.rowcount
 
 
-@lru_cache(maxsize=None)
+@cache
 def insert_sql(model, names: tuple, rows: int = 1, conflict: tuple = (), update: tuple = (), returning: tuple = ()):
     """INSERT of `rows` rows into the columns `names`; with `conflict`, an upsert that sets
     `update` from the new row (Postgres and SQLite both say ON CONFLICT … DO UPDATE)."""

@@ -7,6 +7,7 @@ from labeling.exporting import export_rows
 from labeling.models import Annotation, Prompt
 from labeling.pair_filters import PairFilters
 
+
 def _error(message):
     from .services import RoundError
 

@@ -4,7 +4,16 @@ work (actions on conversations and comparisons)."""
 from django.contrib import admin, messages
 
 from . import services
-from .models import ChatComparison, ChatProfile, Conversation, Feedback, Message, RateLimit, RequestAudit, ServingSettings
+from .models import (
+    ChatComparison,
+    ChatProfile,
+    Conversation,
+    Feedback,
+    Message,
+    RateLimit,
+    RequestAudit,
+    ServingSettings,
+)
 
 
 @admin.register(ServingSettings)

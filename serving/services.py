@@ -13,17 +13,26 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from labeling import moderation
 from labeling.actions.pairs import aggregate_task
 from labeling.actions.tasks import create_task
 from labeling.models import Annotation, Assignment, Candidate, ComparisonTask, Project, Prompt
 from labeling.submission import text_problem
-from labeling import moderation
 from models_app import loading
 from models_app.models import Deployment, ModelVersion
 from rankloop.errors import RankloopError
 
 from . import limits
-from .models import ChatComparison, ChatProfile, Conversation, Feedback, Message, RateLimit, RequestAudit, ServingSettings
+from .models import (
+    ChatComparison,
+    ChatProfile,
+    Conversation,
+    Feedback,
+    Message,
+    RateLimit,
+    RequestAudit,
+    ServingSettings,
+)
 
 log = logging.getLogger("rankloop.serving")
 

@@ -9,7 +9,6 @@ from django.db.migrations.executor import MigrationExecutor
 from labeling.models import Annotation, Candidate, ComparisonTask, PreferencePair, Project, Prompt
 from models_app.models import GenerationJob, ModelVersion
 from rlhf.models import Round, TrainingRun
-
 from tests.support.rlhf import annotate_all
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+
 from rlhf.models import Round
 
 pytestmark = pytest.mark.django_db

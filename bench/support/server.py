@@ -73,7 +73,7 @@ class Gunicorn:
                 break
             except Exception:
                 if self.proc.poll() is not None:
-                    raise RuntimeError("gunicorn exited at start")
+                    raise RuntimeError("gunicorn exited at start") from None
                 time.sleep(0.3)
         else:
             raise RuntimeError("gunicorn did not answer within 60 s")

@@ -59,7 +59,7 @@ def main(script_args, training_args, model_args):
 
 
 def make_parser():
-    from trl import RLOOConfig, ModelConfig, TrlParser
+    from trl import ModelConfig, RLOOConfig, TrlParser
 
     return TrlParser((RLOOScriptArguments, RLOOConfig, ModelConfig))
 

@@ -4,7 +4,6 @@ import pytest
 
 from labeling.actions.assignments import assign_next
 from labeling.models import Candidate, Project, Prompt
-
 from tests.support.api import jsonl
 
 pytestmark = pytest.mark.django_db

@@ -8,9 +8,7 @@ from django.core.management import call_command
 
 from labeling import preference_import
 from labeling.models import PreferencePair
-
-from tests.support.api import jsonl
-from tests.support.api import rank_all, read_export
+from tests.support.api import jsonl, rank_all, read_export
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,6 @@ import pytest
 from django.test import override_settings
 
 from labeling.models import Candidate, ComparisonTask, Prompt
-
 from tests.support.api import jsonl
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,6 @@ from django.db import connection
 
 from labeling import importing
 from labeling.models import ComparisonTask, Prompt
-
 from tests.support.api import jsonl, token_client
 
 pytestmark = pytest.mark.django_db(transaction=True)

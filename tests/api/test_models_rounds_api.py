@@ -3,7 +3,6 @@
 import pytest
 
 from models_app.models import Deployment
-
 from tests.support.api import rank_all
 
 pytestmark = pytest.mark.django_db

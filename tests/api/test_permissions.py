@@ -6,7 +6,6 @@ from rest_framework.authtoken.models import Token
 from labeling.actions.annotations import submit_annotation
 from labeling.actions.assignments import assign_next
 from labeling.models import Annotation, Assignment, Candidate, Prompt
-
 from tests.support.api import jsonl, token_client
 
 pytestmark = pytest.mark.django_db

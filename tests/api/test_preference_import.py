@@ -8,7 +8,6 @@ import io
 import pytest
 
 from labeling.models import Candidate, ComparisonTask, PreferencePair, Prompt
-
 from tests.support.api import jsonl, post
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,6 @@ from django.db import connection
 
 from labeling import preference_import
 from labeling.models import Candidate, PreferencePair, Prompt
-
 from tests.support.api import jsonl, token_client
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -6,9 +6,7 @@ import pytest
 from django.test import override_settings
 
 from labeling.models import Candidate, PreferencePair, Prompt
-
-from tests.support.api import jsonl
-from tests.support.api import post
+from tests.support.api import jsonl, post
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,6 @@ import pytest
 from django.core.management import call_command
 
 from labeling.models import Candidate, ComparisonTask, Prompt
-
 from tests.support.api import jsonl
 
 pytestmark = pytest.mark.django_db

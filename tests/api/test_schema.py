@@ -43,13 +43,12 @@ def test_no_server_error_on_any_endpoint(admin_user, make_project, make_tasks):
     from hypothesis import given
     from rest_framework.authtoken.models import Token
 
-    from rankloop.wsgi import application
-
     from labeling.actions.annotations import submit_annotation
     from labeling.actions.assignments import assign_next
     from labeling.models import Annotation, Candidate, PreferencePair, Prompt, ReviewItem
     from models_app import services as model_services
     from models_app.models import GenerationJob, ModelVersion
+    from rankloop.wsgi import application
     from rlhf.models import Round
 
     project = make_project("Fuzzed", annotators=[admin_user], slug="fuzzed")

@@ -2,12 +2,11 @@
 path too long for the OS; and database refusals never show the database's own text."""
 import logging
 
+import psycopg
 import pytest
 from django.core.management import CommandError, call_command
-import psycopg
 from django.db import DataError, IntegrityError, OperationalError
 
-from labeling.models import Project
 from rankloop.api_common import exception_handler
 
 pytestmark = pytest.mark.django_db

@@ -2,7 +2,6 @@
 RewardTrainer (standard format) and DPOTrainer (conversational format) on the tiny model."""
 import pytest
 
-
 from tests.support.api import rank_all
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]

@@ -6,9 +6,8 @@ import pytest
 from django.urls import reverse
 
 from labeling.models import Annotation
-from tests.support.csp import violations, watch
-
 from tests.support.browser import CHROMIUM
+from tests.support.csp import violations, watch
 
 pytestmark = [
     pytest.mark.browser,

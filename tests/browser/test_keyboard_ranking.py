@@ -4,9 +4,8 @@ import os
 import pytest
 from django.urls import reverse
 
-from labeling.queries import annotator_progress
 from labeling.models import Annotation, Assignment
-
+from labeling.queries import annotator_progress
 from tests.support.browser import CHROMIUM
 
 pytestmark = [

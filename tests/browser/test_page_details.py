@@ -5,7 +5,6 @@ from django.urls import reverse
 
 from labeling.actions.tasks import create_task
 from labeling.models import Candidate, Prompt
-
 from tests.support.browser import CHROMIUM
 
 pytestmark = [

@@ -9,9 +9,8 @@ from labeling.actions.annotations import submit_annotation
 from labeling.actions.assignments import assign_next
 from labeling.actions.memberships import add_annotator
 from labeling.models import Annotation, Membership, PreferencePair
-
-from tests.support.csp import violations, watch
 from tests.support.browser import CHROMIUM
+from tests.support.csp import violations, watch
 
 pytestmark = [
     pytest.mark.browser,

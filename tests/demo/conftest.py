@@ -2,7 +2,6 @@
 import pytest
 
 
-
 @pytest.fixture(scope="session")
 def model_store(tmp_path_factory, tiny_model_dir):
     """The worker's model store, with the tiny model already "converted" where the bundled

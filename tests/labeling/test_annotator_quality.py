@@ -9,7 +9,6 @@ from labeling import quality
 from labeling.actions.annotations import submit_annotation
 from labeling.actions.assignments import assign_next, skip_task
 from labeling.queries import agreement_by_round
-
 from tests.support.quality import answer, make_gold
 
 

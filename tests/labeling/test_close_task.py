@@ -4,7 +4,6 @@ import pytest
 from labeling.actions.assignments import assign_next
 from labeling.actions.tasks import close_task
 from labeling.models import Assignment, ComparisonTask
-
 from tests.support.api import token_client
 
 pytestmark = pytest.mark.django_db

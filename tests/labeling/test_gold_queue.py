@@ -8,7 +8,6 @@ from labeling.actions.tasks import create_task
 from labeling.errors import LabelingError
 from labeling.models import ComparisonTask, PreferencePair
 from labeling.pair_filters import PairFilters
-
 from tests.support.quality import answer, make_gold
 
 

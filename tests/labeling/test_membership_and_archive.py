@@ -7,7 +7,6 @@ from labeling.actions.assignments import assign_next, skip_task
 from labeling.actions.memberships import add_annotator, remove_annotator
 from labeling.errors import NotAllowed
 from labeling.models import Annotation, Assignment, ComparisonTask, PreferencePair, Project
-
 from tests.support.api import token_client
 
 pytestmark = pytest.mark.django_db

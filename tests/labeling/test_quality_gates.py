@@ -10,9 +10,8 @@ from rest_framework.test import APIClient
 from labeling.actions.annotations import submit_annotation
 from labeling.actions.assignments import assign_next
 from labeling.errors import Paused
-from labeling.queries import excluded_annotation_counts
 from labeling.models import Assignment, Membership
-
+from labeling.queries import excluded_annotation_counts
 from tests.support.quality import answer, make_gold
 
 

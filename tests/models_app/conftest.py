@@ -1,8 +1,8 @@
 import pytest
 
+from labeling.models import Prompt
 from models_app import services
 from models_app.loading import model_cache
-from labeling.models import Prompt
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -6,7 +6,6 @@ from models_app import default_model, services
 from models_app.models import Deployment, ModelVersion
 
 
-
 def test_gguf_converts_to_a_plain_safetensors_model_with_the_same_outputs(tiny_gguf, tiny_model_dir, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM

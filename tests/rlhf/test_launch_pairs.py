@@ -7,7 +7,6 @@ from django.urls import reverse
 
 from labeling.models import Prompt
 from rlhf import datasets
-
 from tests.support.rlhf import add_prompts, annotate_all, hand_written_tasks
 
 

@@ -91,7 +91,7 @@ def test_ppo_round_closes_the_loop(worker, project_with_policy, admin_user, tiny
     # Round 2: the next candidates come from the new policy.
     second = services.start_labeling_round(project, prompts[:2], user=admin_user, decoding={"max_new_tokens": 8})
     wait_state(second, Round.State.LABELING, Round.State.FAILED)
-    new_tasks = ComparisonTask.objects.filter(round=second)
+    new_tasks = second.tasks
     assert new_tasks.count() == 2
     assert set(Candidate.objects.filter(tasks__in=second.tasks).values_list("model_version", flat=True)) == {policy.pk}
 

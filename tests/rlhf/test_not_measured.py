@@ -10,7 +10,6 @@ from labeling.models import Prompt
 from models_app.models import ModelVersion
 from rlhf import config, services
 from rlhf.models import Round
-
 from tests.support.rlhf import TINY, wait_for
 
 

@@ -11,10 +11,9 @@ from labeling.actions.assignments import assign_next
 from labeling.actions.tasks import create_task
 from labeling.models import Candidate
 from models_app import services as models
-from models_app.models import GenerationJob, ModelVersion
+from models_app.models import ModelVersion
 from rlhf import services
 from rlhf.models import Round, TrainingRun
-
 from tests.support.rlhf import add_prompts
 
 

@@ -6,8 +6,8 @@ import httpx
 from django.test import Client
 
 from labeling.exporting import export_rows
-from labeling.pair_filters import PairFilters
 from labeling.models import Annotation, PreferencePair, Prompt
+from labeling.pair_filters import PairFilters
 from serving import services
 from serving.models import ChatComparison, Conversation, Message, RequestAudit
 

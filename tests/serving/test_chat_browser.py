@@ -7,7 +7,6 @@ from django.db import connections
 from playwright.sync_api import expect
 
 from serving.models import ChatComparison, Feedback, Message
-
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [

@@ -29,11 +29,11 @@ class Command(BaseCommand):
         try:
             target = Project.objects.get(slug=project)
         except Project.DoesNotExist:
-            raise CommandError(f"No project with slug {project!r}.")
+            raise CommandError(f"No project with slug {project!r}.") from None
         try:
             filters = PairFilters.from_params(options)
         except LabelingError as exc:
-            raise CommandError(exc.message)
+            raise CommandError(exc.message) from exc
         out = open(output, "wb") if output else sys.stdout.buffer
         try:
             for chunk in exporting.export_lines(target, format, filters):

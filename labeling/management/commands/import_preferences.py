@@ -25,18 +25,18 @@ class Command(BaseCommand):
         try:
             target = Project.objects.get(slug=project)
         except Project.DoesNotExist:
-            raise CommandError(f"No project with slug {project!r}.")
+            raise CommandError(f"No project with slug {project!r}.") from None
         try:
             data = file.read_bytes()
         except OSError as exc:
-            raise CommandError(f"Cannot read {file}: {exc}")
+            raise CommandError(f"Cannot read {file}: {exc}") from exc
         try:
             report = preference_import.import_preferences(target, data, source=source, filename=file.name,
                                                           limit=limit)
         except LabelingError as exc:
             lines = [exc.message] + [f"  line {e['line']}, {e['field'] or '(line)'}: {e['message']}"
                                      for e in (exc.errors if isinstance(exc.errors, list) else [])]
-            raise CommandError("\n".join(lines))
+            raise CommandError("\n".join(lines)) from exc
         duplicates = (f", {report.duplicate_lines_skipped} duplicate lines skipped"
                       if report.duplicate_lines_skipped else "")
         self.stdout.write(

@@ -22,18 +22,18 @@ class Command(BaseCommand):
         try:
             target = Project.objects.get(slug=project)
         except Project.DoesNotExist:
-            raise CommandError(f"No project with slug {project!r}.")
+            raise CommandError(f"No project with slug {project!r}.") from None
         try:
             data = file.read_bytes()
         except OSError as exc:
-            raise CommandError(f"Cannot read {file}: {exc}")
+            raise CommandError(f"Cannot read {file}: {exc}") from exc
         try:
             report = importing.import_prompts(target, data, fmt=format, filename=file.name, source=f"file {file.name}",
                                               priority=priority)
         except LabelingError as exc:
             lines = [exc.message] + [f"  line {e['line']}, {e['field'] or '(line)'}: {e['message']}"
                                      for e in (exc.errors if isinstance(exc.errors, list) else [])]
-            raise CommandError("\n".join(lines))
+            raise CommandError("\n".join(lines)) from exc
         self.stdout.write(
             f"{report.prompts_created} prompts created, {report.prompts_skipped} skipped (already imported), "
             f"{report.candidates_created} candidates, {report.tasks_created} comparison tasks.")

@@ -20,7 +20,7 @@ def read_preference_file(path: Path, limit: int = 0) -> list[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise CommandError(f"{path}:{number}: not JSON ({exc}).")
+                raise CommandError(f"{path}:{number}: not JSON ({exc}).") from exc
             if not isinstance(row, dict) or not {"chosen", "rejected"} <= set(row):
                 raise CommandError(f"{path}:{number}: a preference row needs chosen and rejected.")
             row.setdefault("prompt", [])

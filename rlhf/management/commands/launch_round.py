@@ -15,7 +15,7 @@ def _json(text, what):
     try:
         value = json.loads(text) if text else {}
     except json.JSONDecodeError as exc:
-        raise CommandError(f"--{what} is not valid JSON: {exc}")
+        raise CommandError(f"--{what} is not valid JSON: {exc}") from exc
     return value
 
 
@@ -52,7 +52,7 @@ class Command(BaseCommand):
                 launcher=_json(options["launcher"], "launcher"),
             )
         except services.RoundError as exc:
-            raise CommandError(str(exc))
+            raise CommandError(str(exc)) from exc
         self.stdout.write(f"Round {round.number} of {project} launched ({round.algorithm}); id {round.pk}.")
         if options["wait"]:
             self._wait(round, options["timeout"])

@@ -19,5 +19,5 @@ class Command(BaseCommand):
         try:
             scored = uncertainty.score_open_tasks(project)
         except (uncertainty.NoRewardModel, RuntimeError) as exc:
-            raise CommandError(str(exc))
+            raise CommandError(str(exc)) from exc
         self.stdout.write(f"{scored} open tasks scored")
