@@ -38,9 +38,8 @@ def project_with_membership(slug, user_id):
     return project, (None if row[-5] is None else row[-4:])
 
 
-_CLAIM_SQL = """
-UPDATE {task} SET leased = leased + 1
-WHERE id = (
+# The open task first in the queue that the annotator has not had (params: project, annotator).
+_FIRST_CLAIMABLE_SQL = """
     SELECT t.id FROM {task} t
     WHERE t.project_id = %s AND t.status = 'open' AND {gold} AND t.annotations_done + t.leased < t.overlap
       AND NOT EXISTS (
@@ -48,7 +47,11 @@ WHERE id = (
       )
     ORDER BY {order}
     LIMIT 1 {lock}
-)
+"""
+
+_CLAIM_SQL = """
+UPDATE {task} SET leased = leased + 1
+WHERE id = ({first})
 AND NOT EXISTS (
     SELECT 1 FROM {assignment} m WHERE m.annotator_id = %s AND m.project_id = %s AND m.status = 'leased'
 )
@@ -64,22 +67,31 @@ _ORDERS = {
 }
 
 
-def claim_sql(gold=False, queue_order=Project.QueueOrder.DEFAULT):
+def _first_claimable_sql(gold, queue_order, lock):
     # Each form repeats its partial index (task_queue_idx, task_uncertain_queue_idx,
     # task_gold_queue_idx): one index scan.
-    return _CLAIM_SQL.format(
+    return _FIRST_CLAIMABLE_SQL.format(
         task=ComparisonTask._meta.db_table, assignment=Assignment._meta.db_table,
         gold="t.is_gold" if gold else "NOT t.is_gold",
         order="t.id" if gold else _ORDERS.get(queue_order, _ORDERS[Project.QueueOrder.DEFAULT]),
-        lock="FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else "",
-        columns=", ".join(_CLAIM_COLUMNS),
+        lock=lock,
+    )
+
+
+def claim_sql(gold=False, queue_order=Project.QueueOrder.DEFAULT):
+    lock = "FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    return _CLAIM_SQL.format(
+        task=ComparisonTask._meta.db_table, assignment=Assignment._meta.db_table,
+        first=_first_claimable_sql(gold, queue_order, lock), columns=", ".join(_CLAIM_COLUMNS),
     )
 
 
 def claim_open_task(project, annotator, *, gold=False):
     """Take a lease slot on the open task first in the queue (highest priority, then most
     annotations started, then oldest), in one statement, unless the annotator already holds a
-    lease in this project (then None: the caller returns it).
+    lease in this project (then None: the caller returns it). A claim that took nothing may
+    still hold a task row it locked on the way (READ COMMITTED locks a row's newest version
+    before rechecking it): the caller rolls its transaction back before locking anything else.
 
     The inner SELECT repeats the partial index task_queue_idx, so it is one index scan that
     stops at the first row it can lock; on Postgres, rows other transactions hold are skipped
@@ -127,6 +139,16 @@ def claim_or_see_lease(project, annotator, *, gold=False):
         if row[-1] is None:
             return _claimed_task(project, row[:-1]), False
     return None, bool(rows)
+
+
+def claimable_task_exists_waiting(project, annotator, *, gold=False) -> bool:
+    """Whether a task is claimable for the annotator, waiting for the rows other transactions
+    hold instead of skipping them (the claim skips them): a claim in flight, maybe the
+    annotator's other client's, or a row another claim locked without taking it. Claims nothing;
+    the caller rolls its transaction back to let go of the row it locked."""
+    lock = "FOR UPDATE" if connection.features.has_select_for_update else ""
+    found = rawsql.fetch_one(_first_claimable_sql(gold, project.queue_order, lock), [project.pk, annotator.pk])
+    return found is not None
 
 
 def live_leases(project, annotator):

@@ -6,7 +6,7 @@ import random
 from collections import Counter
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -15,6 +15,8 @@ from .. import quality, sql
 from ..errors import Conflict, NotAllowed, NotFound, NotYours, Paused
 from ..models import Assignment, Candidate, ComparisonTask, Project, Prompt
 from ..queries import ensure_member
+
+DEADLOCK_DETECTED = "40P01"  # Postgres's SQLSTATE
 
 
 def assign_next(project: Project, annotator, *, now=None) -> Assignment | None:
@@ -41,69 +43,108 @@ def assign_next(project: Project, annotator, *, now=None) -> Assignment | None:
         if task is None and gold and not qualifying:  # no gold left for them: a real task instead
             gold = False
             task = sql.claim_open_task(project, annotator, gold=False)
-        if task is None:  # they hold a lease, or nothing is claimable (the rare path)
-            task, mine = _own_lease_or_claim(project, annotator, now, gold=gold)
-            if mine is not None:
-                # Still counted in the task's leases (not reclaimed yet): renew if it lapsed.
-                if mine.expires_at <= now:
-                    mine.expires_at = now + lease
-                    mine.save(update_fields=["expires_at"])
-                mine.project = project
-                mine.candidates_in_order = _candidates_in_order(mine.shown_order)
-                return mine
-            if task is None:
-                if qualifying:
-                    raise Paused(
-                        f"This project asks {project.qualification_tasks} gold tasks of a new annotator before "
-                        f"real work, and has no more for you ({standing.gate_gold_done} answered): ask staff to "
-                        "add gold tasks or to reinstate you.")
-                return None
-        candidates = _task_candidates(task)
-        order = _shown_order(project, candidates)
-        assignment = sql.upsert_lease(task, annotator, order, now, now + lease)
-        by_id = {c.pk: c for c in candidates}
-        assignment.candidates_in_order = [by_id[cid] for cid in order]
-        return assignment
+        if task is not None:
+            return _lease(project, annotator, task, now, lease)
+        _let_go_of_unclaimed_rows()
+    # They hold a lease, or nothing is claimable (the rare path).
+    assignment = _own_lease_or_claim(project, annotator, now, lease, gold=gold)
+    if assignment is None and qualifying:
+        raise Paused(
+            f"This project asks {project.qualification_tasks} gold tasks of a new annotator before "
+            f"real work, and has no more for you ({standing.gate_gold_done} answered): ask staff to "
+            "add gold tasks or to reinstate you.")
+    return assignment
 
 
-_RARE_PATH_ROUNDS = 5
+def _let_go_of_unclaimed_rows():
+    """End the current transaction (or savepoint) of a claim that took nothing by rolling it back:
+    it wrote nothing, but it may hold a task row it locked without taking it (in READ COMMITTED,
+    Postgres locks a row's newest version before it rechecks the row, and keeps the lock when the
+    recheck fails). Held on while locking an assignment, that lock deadlocks with a submit, which
+    locks its assignment, then its task."""
+    transaction.set_rollback(True)
 
 
-def _own_lease_or_claim(project, annotator, now, *, gold=False):
-    """After a claim that found nothing: (None, the annotator's live lease), else (a task
-    claimed after all, None), else (None, None) once one snapshot shows no claimable task and
-    no lease of theirs.
+def _lease(project, annotator, task, now, lease):
+    """Lease the claimed task to the annotator, inside the claim's transaction."""
+    candidates = _task_candidates(task)
+    order = _shown_order(project, candidates)
+    assignment = sql.upsert_lease(task, annotator, order, now, now + lease)
+    by_id = {c.pk: c for c in candidates}
+    assignment.candidates_in_order = [by_id[cid] for cid in order]
+    return assignment
+
+
+_RARE_PATH_ROUNDS = 8
+
+
+def _own_lease_or_claim(project, annotator, now, lease, *, gold=False):
+    """After a claim that found nothing: the annotator's live lease, else a task claimed after
+    all and leased, else None once nothing is claimable and no lease of theirs is there.
 
     The claim also finds nothing when it sees a lease of the annotator, and with two clients of
     one annotator that lease may be the other client's, being submitted (gone when we look for
-    it), or just taken (not yet there when we looked): so look, and claim again, until one
-    statement tells (on Postgres, the claim then also reports a lease it saw)."""
-    reclaimed = False
+    it), or just taken (not yet there when we looked): so look, and claim again (on Postgres, the
+    claim then also reports a lease it saw). And it skips rows other transactions hold, which
+    may be the last claimable tasks: so before saying nothing is left, wait for those
+    transactions (claimable_task_exists_waiting), then look for a lease once more (the claim
+    waited for may have been the other client's).
+
+    Each step is its own transaction (a savepoint inside the caller's), and one that claimed
+    nothing is rolled back, so no task row stays locked while _my_lease locks assignments."""
+    reclaimed = settled = False
     for _ in range(_RARE_PATH_ROUNDS):
-        mine = _my_lease(project, annotator, now)
+        mine = _my_lease(project, annotator, now, lease)
         if mine is not None:
-            return None, mine
-        task, saw_lease = sql.claim_or_see_lease(project, annotator, gold=gold)
-        if task is not None:
-            return task, None
+            return mine
+        if settled:  # nothing was claimable once held rows were waited for, and still no lease
+            if not reclaimed and reclaim_expired_leases(project=project, now=now):
+                reclaimed, settled = True, False
+                continue
+            return None
+        with transaction.atomic():
+            task, saw_lease = sql.claim_or_see_lease(project, annotator, gold=gold)
+            if task is not None:
+                return _lease(project, annotator, task, now, lease)
+            _let_go_of_unclaimed_rows()
         if saw_lease:
             continue  # a lease of theirs came or went between the two statements: look again
-        if not reclaimed and reclaim_expired_leases(project=project, now=now):
-            reclaimed = True
-            continue
-        return None, None
-    return None, None
+        settled = not _claimable_after_waiting(project, annotator, gold)
+    return None
 
 
-def _my_lease(project, annotator, now):
-    """The annotator's live lease in this project on an open task, locked, or None. A lease on a
-    task that is no longer open (closed outside close_task: the admin, SQL) ends on the way."""
-    rows = sql.live_leases(project, annotator)
-    end_leases([(a_id, task_id) for a_id, task_id, status in rows if status != ComparisonTask.Status.OPEN], now)
-    live = next((a_id for a_id, _, status in rows if status == ComparisonTask.Status.OPEN), None)
-    if live is None:
-        return None
-    return Assignment.objects.select_related("task__prompt").get(pk=live)
+def _claimable_after_waiting(project, annotator, gold) -> bool:
+    """Whether a task is claimable once the transactions holding rows the claim skipped end. A
+    deadlock among such waits (their scans lock rows in their own snapshot's order) only says:
+    look again."""
+    try:
+        with transaction.atomic():
+            found = sql.claimable_task_exists_waiting(project, annotator, gold=gold)
+            _let_go_of_unclaimed_rows()
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != DEADLOCK_DETECTED:
+            raise
+        return True
+    return found
+
+
+def _my_lease(project, annotator, now, lease):
+    """The annotator's live lease in this project on an open task, renewed if it lapsed (still
+    counted in the task's leases: not reclaimed yet), or None. A lease on a task that is no
+    longer open (closed outside close_task: the admin, SQL) ends on the way."""
+    with transaction.atomic():
+        rows = sql.live_leases(project, annotator)
+        end_leases([(a_id, task_id) for a_id, task_id, status in rows if status != ComparisonTask.Status.OPEN], now)
+        live = next((a_id for a_id, _, status in rows if status == ComparisonTask.Status.OPEN), None)
+        if live is None:
+            return None
+        mine = Assignment.objects.select_related("task__prompt").get(pk=live)
+        if mine.expires_at <= now:
+            mine.expires_at = now + lease
+            mine.save(update_fields=["expires_at"])
+    mine.project = project
+    mine.candidates_in_order = _candidates_in_order(mine.shown_order)
+    return mine
 
 
 def _task_candidates(task):
