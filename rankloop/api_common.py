@@ -88,6 +88,15 @@ class SlidingWindowThrottle(SimpleRateThrottle):
     sub_windows = 10
 
     def allow_request(self, request, view):
+        try:
+            return self._allow_request(request, view)
+        except Exception:  # noqa: BLE001 - the counts' cache failed (e.g. diskcache's SQLite under load)
+            # A rate limit protects the service; it must not be what breaks a request. Let it
+            # through and say so in the log.
+            log.warning("rate-limit counts unavailable; %s let through", type(self).__name__, exc_info=True)
+            return True
+
+    def _allow_request(self, request, view):
         if self.rate is None:
             return True
         self.key = self.get_cache_key(request, view)

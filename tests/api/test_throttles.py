@@ -2,6 +2,7 @@
 address, and no token in a cache key."""
 import os
 import secrets
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +145,21 @@ def test_the_default_cache_counts_across_processes(settings):
     results = [worker.communicate(timeout=120) for worker in workers]
     assert all(worker.returncode == 0 for worker in workers), results
     assert sum(int(out.strip().splitlines()[-1]) for out, _ in results) == 40
+
+
+class BrokenCache:
+    """A cache whose every call fails, as diskcache's SQLite did once under load ("disk I/O error")."""
+
+    def __getattr__(self, name):
+        def fail(*args, **kwargs):
+            raise sqlite3.OperationalError("disk I/O error")
+
+        return fail
+
+
+def test_a_failing_counts_cache_lets_the_request_through_and_logs_it(annotator, rates, monkeypatch, caplog):
+    rates(token="10/min")
+    monkeypatch.setattr(SimpleRateThrottle, "cache", BrokenCache())
+    response = token_client(annotator).get("/api/v1/assignments/")
+    assert response.status_code == 200
+    assert "rate-limit counts unavailable" in caplog.text
