@@ -34,7 +34,9 @@ SHARED = Path(os.environ.get("RANKLOOP_SHARED_DATA", ROOT.parent / "shared" / "d
 def read_pairs(path, limit):
     """The file's pairs in TRL's conversational form (its answers are strings beside a list prompt)."""
     def conversational(row):
-        answer = (lambda a: a if isinstance(a, list) else [{"role": "assistant", "content": a}])
+        def answer(a):
+            return a if isinstance(a, list) else [{"role": "assistant", "content": a}]
+
         return {"prompt": row["prompt"], "chosen": answer(row["chosen"]), "rejected": answer(row["rejected"])}
 
     with gzip.open(path, "rt", encoding="utf-8") as lines:

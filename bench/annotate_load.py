@@ -52,8 +52,9 @@ def seed(n_tasks, n_clients, gold_share=0.0):
         prompts = []
         for i in range(n_tasks):
             uid = uuid.uuid4()
-            prompts.append(Prompt(project=project, uid=uid, split=stable_split(project.pk, uid, 10),
-                                  messages=[{"role": "user", "content": f"Question number {i}: which answer is better?"}]))
+            prompts.append(Prompt(
+                project=project, uid=uid, split=stable_split(project.pk, uid, 10),
+                messages=[{"role": "user", "content": f"Question number {i}: which answer is better?"}]))
         prompts = Prompt.objects.bulk_create(prompts, batch_size=2000)
         candidates = Candidate.objects.bulk_create(
             [Candidate(prompt=p, text=f"Answer {j} to prompt {p.pk}. " * 8) for p in prompts for j in range(2)],
@@ -61,9 +62,11 @@ def seed(n_tasks, n_clients, gold_share=0.0):
         tasks = ComparisonTask.objects.bulk_create(
             [ComparisonTask(project=project, prompt=p, overlap=1) for p in prompts], batch_size=2000)
         gold_prompts = Prompt.objects.bulk_create(
-            [Prompt(project=project, messages=[{"role": "user", "content": f"Gold question {i}?"}]) for i in range(n_gold)])
+            [Prompt(project=project, messages=[{"role": "user", "content": f"Gold question {i}?"}])
+             for i in range(n_gold)])
         gold_candidates = Candidate.objects.bulk_create(
-            [Candidate(prompt=p, text=f"Gold answer {j} to prompt {p.pk}. " * 8) for p in gold_prompts for j in range(2)])
+            [Candidate(prompt=p, text=f"Gold answer {j} to prompt {p.pk}. " * 8)
+             for p in gold_prompts for j in range(2)])
         gold_tasks = ComparisonTask.objects.bulk_create(
             [ComparisonTask(project=project, prompt=p, overlap=ComparisonTask.GOLD_OVERLAP, is_gold=True,
                             gold_ranking=[[gold_candidates[2 * i].pk], [gold_candidates[2 * i + 1].pk]])
@@ -178,7 +181,8 @@ def run(args, gold_share):
         "submit_p50_ms": round(percentile(submit_ms, 50), 2), "submit_p95_ms": round(percentile(submit_ms, 95), 2),
         "submit_p99_ms": round(percentile(submit_ms, 99), 2),
         "server_cpu_ms_per_annotation": round(1000 * server_cpu / max(annotations, 1), 2),
-        "postgres_cpu_ms_per_annotation": round(1000 * pg_cpu / max(annotations, 1), 2) if args.db == "postgres" else None,
+        "postgres_cpu_ms_per_annotation": (round(1000 * pg_cpu / max(annotations, 1), 2)
+                                           if args.db == "postgres" else None),
         "client_cpu_ms_per_annotation": round(1000 * client_cpu / max(annotations, 1), 2),
         "over_annotated": over,
         "ratio_vs_label_studio": round(rate / LABEL_STUDIO_ANNOTATIONS_PER_S, 2),

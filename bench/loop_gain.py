@@ -91,7 +91,8 @@ def summary(evaluation, seconds, name, algorithm):
         "judge_win_rate_ci_high": stages.figure(judge["win_rate"]["high"]),
         "judge_win_rate_verdict": judge["win_rate"]["verdict"],
         "judge_reward_gain": stages.figure(judge["reward_diff"]["mean"]),
-        "judge_reward_gain_ci": [stages.figure(judge["reward_diff"]["low"]), stages.figure(judge["reward_diff"]["high"])],
+        "judge_reward_gain_ci": [stages.figure(judge["reward_diff"]["low"]),
+                                 stages.figure(judge["reward_diff"]["high"])],
         "judge_reward_new": stages.figure(judge["reward_new"]["mean"]),
         "judge_reward_new_ci": [stages.figure(judge["reward_new"]["low"]), stages.figure(judge["reward_new"]["high"])],
         "judge_reward_old": stages.figure(judge["reward_old"]["mean"]),
@@ -217,7 +218,8 @@ def main():
     print(json.dumps({
         "rounds": rounds, "min_judge_win_rate_ci_low": min(lows) if None not in lows else None,
         "max_round_wall_s": max(r["wall_s"] for r in rounds),
-        "judge_accuracy": stages.figure(judge["metrics"]["eval_accuracy"]), "judge_pairs": judge["metrics"]["train_pairs"],
+        "judge_accuracy": stages.figure(judge["metrics"]["eval_accuracy"]),
+        "judge_pairs": judge["metrics"]["train_pairs"],
         "size": size_name, "device": options.device, "pairs_per_stage": sizes["pairs"],
         "eval_prompts": len(parts["prompts"]), "total_minutes": round((time.perf_counter() - began) / 60, 2),
     }))

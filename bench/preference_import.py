@@ -92,7 +92,8 @@ def main():
     crowd_pairs = PreferencePair.objects.filter(project=crowd, source="import:crowd").count()
     print(f"import: {pairs:,} pairs ({report['prompts_created']:,} prompts, {report['candidates_created']:,} "
           f"candidates) in {elapsed:.2f} s = {pairs / elapsed:,.0f} pairs/s")
-    print(f"re-import of the same file: 0 created, {again['pairs_skipped_existing']:,} skipped in {elapsed_again:.2f} s")
+    print(f"re-import of the same file: 0 created, {again['pairs_skipped_existing']:,} skipped "
+          f"in {elapsed_again:.2f} s")
     print(f"three concurrent imports of a 2,000-pair file: statuses {sorted(statuses)}, {crowd_pairs:,} pairs stored")
     print(json.dumps({"pairs": pairs, "pairs_per_s": round(pairs / elapsed), "reimport_s": round(elapsed_again, 2),
                       "concurrent_statuses": sorted(statuses)}))

@@ -109,7 +109,8 @@ def main():
     print(json.dumps({
         "accuracy": stages.figure(figure["mean"]), "ci_low": stages.figure(figure["low"]),
         "ci_high": stages.figure(figure["high"]), "heldout_pairs": metrics["eval_pairs"],
-        "train_pairs": metrics["train_pairs"], "minutes": round(minutes, 2), "train_minutes": round(run["seconds"] / 60, 2),
+        "train_pairs": metrics["train_pairs"], "minutes": round(minutes, 2),
+        "train_minutes": round(run["seconds"] / 60, 2),
         "steps": metrics["global_step"], "final_loss": stages.figure(metrics["final_loss"]), "device": options.device,
         "max_length": config["max_length"], "learning_rate": config["learning_rate"],
         "epochs": config["num_train_epochs"], "lora_r": config["lora_r"] if config.get("use_peft") else 0,

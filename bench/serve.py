@@ -132,7 +132,8 @@ def main():
     print(f"model {model_dir}; project {project.slug}", flush=True)
 
     bin_dir = Path(sys.executable).parent
-    upstream = Process([str(bin_dir / "transformers"), "serve", "--host", "127.0.0.1", "--port", str(args.upstream_port),
+    upstream = Process([str(bin_dir / "transformers"), "serve", "--host", "127.0.0.1",
+                        "--port", str(args.upstream_port),
                         "--device", "cpu", "--dtype", "float32", "--log-level", "warning"], env,
                        f"http://127.0.0.1:{args.upstream_port}/health")
     gateway = Process([str(bin_dir / "uvicorn"), "rankloop.asgi:application", "--host", "127.0.0.1", "--port",
@@ -154,7 +155,8 @@ def main():
             for name, rows in samples.items():
                 figures[f"{name}_ttft_ms_p50_x{n}"] = round(percentile([t for t, _, _ in rows], 50), 1)
                 figures[f"{name}_tokens_per_s_x{n}"] = round(sum(s for _, s, _ in rows) / len(rows), 2)
-            print(f"{n} at once: " + ", ".join(f"{k}={v}" for k, v in figures.items() if k.endswith(f"x{n}")), flush=True)
+            print(f"{n} at once: " + ", ".join(f"{k}={v}" for k, v in figures.items() if k.endswith(f"x{n}")),
+                  flush=True)
 
         def annotate(seconds):
             stop_at = time.time() + seconds
@@ -190,7 +192,8 @@ def main():
         "annotator_next_p99_ms_with_streams": round(percentile(with_streams, 99), 1),
         "annotator_errors": len(errors_alone) + len(errors_streams),
         "ttft_overhead_ms_p50": round(figures["rankloop_ttft_ms_p50_x1"] - figures["upstream_ttft_ms_p50_x1"], 1),
-        "tokens_per_s_ratio": round(figures["rankloop_tokens_per_s_x8"] / max(figures["upstream_tokens_per_s_x8"], 1e-9), 3),
+        "tokens_per_s_ratio": round(
+            figures["rankloop_tokens_per_s_x8"] / max(figures["upstream_tokens_per_s_x8"], 1e-9), 3),
     })
     for key, value in figures.items():
         print(f"{key:>40}: {value}")

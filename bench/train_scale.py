@@ -82,7 +82,8 @@ def cpu(options, work: Path):
                            "wall_s": run["seconds"], "final_loss": m["final_loss"], "steps": m["global_step"],
                            "world_size": m["world_size"]}
         print(f"{processes} process(es) x batch {batch // processes} ({max(1, cores // processes)} threads each): "
-              f"{m['global_step']} steps, {runs[processes]['tokens_per_s']:.0f} tokens/s, train {m['train_runtime']:.1f} s "
+              f"{m['global_step']} steps, {runs[processes]['tokens_per_s']:.0f} tokens/s, "
+              f"train {m['train_runtime']:.1f} s "
               f"(wall {run['seconds']:.1f} s), final loss {m['final_loss']:.6f}", flush=True)
     one, two = runs[1], runs[2]
     speedup = two["tokens_per_s"] / one["tokens_per_s"]

@@ -16,7 +16,8 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "mode", "candidates_per_prompt", "overlap", "allow_ties", "is_archived", "created_at", "page"]
+    list_display = ["name", "mode", "candidates_per_prompt", "overlap", "allow_ties", "is_archived", "created_at",
+                    "page"]
     list_filter = ["mode", "is_archived", "allow_ties"]
     search_fields = ["name", "slug", "description"]
     prepopulated_fields = {"slug": ["name"]}
@@ -63,7 +64,8 @@ class CandidateAdmin(admin.ModelAdmin):
 
 @admin.register(ComparisonTask)
 class ComparisonTaskAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "prompt", "status", "overlap", "annotations_done", "leased", "is_gold", "round_number", "created_at"]
+    list_display = ["id", "project", "prompt", "status", "overlap", "annotations_done", "leased", "is_gold",
+                    "round_number", "created_at"]
     list_filter = ["status", "is_gold", "project"]
     search_fields = ["id", "prompt__external_id"]
     raw_id_fields = ["project", "prompt", "candidates"]
@@ -91,7 +93,8 @@ class AnnotationAdmin(admin.ModelAdmin):
 
 @admin.register(PreferencePair)
 class PreferencePairAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "source", "task", "chosen", "rejected", "votes_a", "votes_b", "votes_tie", "is_tie", "agreement", "margin", "split"]
+    list_display = ["id", "project", "source", "task", "chosen", "rejected", "votes_a", "votes_b", "votes_tie",
+                    "is_tie", "agreement", "margin", "split"]
     list_filter = ["project", "source", "is_tie", "is_gold", "split"]
     search_fields = ["task__id", "external_id"]
     raw_id_fields = ["project", "task", "prompt", "candidate_a", "candidate_b", "chosen", "rejected"]

@@ -32,7 +32,8 @@ def submission_payload(post) -> dict:
         try:
             payload["ranking"] = json.loads(raw_ranking)
         except ValueError:
-            raise InvalidSubmission("The ranking is not valid JSON; expected a list of tiers of candidate ids.") from None
+            raise InvalidSubmission(
+                "The ranking is not valid JSON; expected a list of tiers of candidate ids.") from None
     ratings, flags = {}, {}
     for key in post:
         if key.startswith(RATING_PREFIX):

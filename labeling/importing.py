@@ -154,7 +154,8 @@ def decode_text(data: bytes) -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ImportRejected(f"Nothing was imported. Line {line}: the file is not valid UTF-8 "
-                             f"(byte {exc.start + 1}).", errors=[{"line": line, "field": "", "message": "invalid UTF-8"}]) from exc
+                             f"(byte {exc.start + 1}).",
+                             errors=[{"line": line, "field": "", "message": "invalid UTF-8"}]) from exc
     return text[1:] if text.startswith("\ufeff") else text
 
 

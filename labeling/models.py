@@ -321,7 +321,8 @@ class ComparisonTask(models.Model):
                 condition=Q(status="open", is_gold=False), name="task_uncertain_queue_idx",
             ),
             # Gold tasks are claimed apart, at the project's gold_share (each annotator once).
-            models.Index(fields=["project", "id"], condition=Q(status="open", is_gold=True), name="task_gold_queue_idx"),
+            models.Index(fields=["project", "id"], condition=Q(status="open", is_gold=True),
+                         name="task_gold_queue_idx"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -93,7 +93,8 @@ def decide(item_id, reviewer, *, decision, note="", ranking=None, text=None, now
         raise InvalidSubmission("The decision is not valid.", errors)
     now = now or timezone.now()
     with transaction.atomic():
-        item = (ReviewItem.objects.select_for_update(of=("self",)).select_related("project", "task__prompt", "annotation")
+        item = (ReviewItem.objects.select_for_update(of=("self",))
+                .select_related("project", "task__prompt", "annotation")
                 .filter(pk=item_id).first())
         if item is None:
             raise NotFound("No such review item.")

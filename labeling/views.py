@@ -90,7 +90,8 @@ def annotate(request, slug):
         return render(request, "labeling/_task.html", _task_context(request, project, assignment))
     return render(request, "labeling/annotate.html", {
         **_task_context(request, project, assignment),
-        "rejected": review.rejected_work(project, request.user), "may_review": review.may_review(project, request.user)})
+        "rejected": review.rejected_work(project, request.user),
+        "may_review": review.may_review(project, request.user)})
 
 
 def _project_assignment(slug, assignment_id):
@@ -162,7 +163,8 @@ def import_preferences(request, slug):
 
 
 def import_summary(report) -> str:
-    duplicates = (f", {report.duplicate_lines_skipped} repeated line{'s' if report.duplicate_lines_skipped != 1 else ''}"
+    duplicates = (f", {report.duplicate_lines_skipped} repeated "
+                  f"line{'s' if report.duplicate_lines_skipped != 1 else ''}"
                   " skipped" if report.duplicate_lines_skipped else "")
     return (f"Imported {report.pairs_created} labelled pair{'s' if report.pairs_created != 1 else ''} as "
             f"{report.source} ({report.pairs_skipped_existing} already there{duplicates}; "
@@ -241,7 +243,8 @@ def _verdicts(item, letter_of):
     annotations = review.item_annotations(item)
     return [{"annotator": a.annotator.get_username(),
              "ranking": " > ".join(" = ".join(letter_of.get(cid, "?") for cid in tier) for tier in a.ranking),
-             "flags": ", ".join(f"{letter_of.get(int(cid), '?')}: {', '.join(names)}" for cid, names in a.flags.items()),
+             "flags": ", ".join(f"{letter_of.get(int(cid), '?')}: {', '.join(names)}"
+                                for cid, names in a.flags.items()),
              "rationale": a.rationale, "reply": a.ideal_answer} for a in annotations]
 
 

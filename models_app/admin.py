@@ -18,7 +18,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">lineage</a>', reverse("models_app:version", args=[obj.pk]))
 
     def get_form(self, request, obj=None, **kwargs):
-        form = type("CheckedModelVersionForm", (super().get_form(request, obj, **kwargs),), {"clean": _clean_checks_it_loads})
+        form = type("CheckedModelVersionForm", (super().get_form(request, obj, **kwargs),),
+                    {"clean": _clean_checks_it_loads})
         form.base_fields["base_model"].required = False  # filled in from the parent or the directory
         return form
 
@@ -30,13 +31,15 @@ def _clean_checks_it_loads(form):
     cleaned = super(type(form), form).clean()
     if form.errors or not ({"artifact_dir", "is_adapter", "parent", "kind"} & set(form.changed_data)):
         return cleaned
-    version = ModelVersion(**{k: v for k, v in cleaned.items() if k in {"kind", "artifact_dir", "is_adapter", "parent", "tokenizer_dir"}})
+    version = ModelVersion(**{k: v for k, v in cleaned.items()
+                              if k in {"kind", "artifact_dir", "is_adapter", "parent", "tokenizer_dir"}})
     try:
         services.check_loads(version)
     except services.ModelRegistryError as error:
         raise forms.ValidationError(str(error)) from None
     if not cleaned.get("base_model"):
-        cleaned["base_model"] = version.parent.base_model if version.parent else str(services.loading.artifact_path(version))
+        cleaned["base_model"] = (version.parent.base_model if version.parent
+                                 else str(services.loading.artifact_path(version)))
     return cleaned
 
 

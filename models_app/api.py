@@ -141,8 +141,9 @@ class GenerationJobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = GenerationJob
-        fields = ["id", "project", "round_number", "model_version", "prompt_ids", "k", "decoding", "prepare_default_policy",
-                  "status", "phase", "done", "total", "percent", "tasks_created", "refused", "error",
+        fields = ["id", "project", "round_number", "model_version", "prompt_ids", "k", "decoding",
+                  "prepare_default_policy", "status", "phase", "done", "total", "percent", "tasks_created", "refused",
+                  "error",
                   "celery_task_id", "created_at", "started_at", "finished_at"]
         read_only_fields = fields
 
@@ -156,7 +157,8 @@ class StartGenerationSerializer(serializers.Serializer):
     k = serializers.IntegerField(min_value=2, max_value=9, required=False,
                                  help_text="Answers per prompt; default: the project's candidates per prompt.")
     decoding = serializers.DictField(required=False, default=dict,
-                                     help_text='Overrides of the project\'s decoding config, e.g. {"temperature": 0.7}.')
+                                     help_text="Overrides of the project's decoding config, "
+                                               'e.g. {"temperature": 0.7}.')
 
 
 class GenerationJobFilter(django_filters.FilterSet):

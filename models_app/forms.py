@@ -21,7 +21,8 @@ class DecodingFields(forms.Form):
     top_k = forms.IntegerField(required=False, help_text=f"sampling; 0 is off; default {DEFAULTS['top_k']}")
     top_p = forms.FloatField(required=False, help_text=f"sampling; in (0, 1]; default {DEFAULTS['top_p']}")
     num_beams = forms.IntegerField(required=False, help_text=f"beam search; default {DEFAULTS['num_beams']}")
-    repetition_penalty = forms.FloatField(required=False, help_text=f"1.0 is off; default {DEFAULTS['repetition_penalty']}")
+    repetition_penalty = forms.FloatField(required=False,
+                                          help_text=f"1.0 is off; default {DEFAULTS['repetition_penalty']}")
     seed = forms.IntegerField(required=False, help_text="blank: a fresh seed each run (recorded on candidates)")
 
     decoding_keys = tuple(DEFAULTS)

@@ -382,7 +382,8 @@ def start_generation(project, prompts=None, *, version=None, round_number=None, 
         raise GenerationError(f"No policy is deployed on {project}: deploy a model version first.")
     if version.kind != ModelVersion.Kind.POLICY:
         raise GenerationError(f"{version} is a {version.get_kind_display().lower()}, not a policy.")
-    return _queue_job(project, prompts, version=version, round_number=round_number, k=k, decoding=decoding, user=user, then=then)
+    return _queue_job(project, prompts, version=version, round_number=round_number, k=k, decoding=decoding, user=user,
+                      then=then)
 
 
 def start_default_policy_generation(project, prompts=None, *, decoding=None, user=None) -> GenerationJob:
@@ -438,7 +439,8 @@ def _phase_reporter(job, version, batch, batches, max_new_tokens, *, every_s=2.0
         now = time.monotonic()
         if now - last[0] >= every_s:
             last[0] = now
-            _set_phase(job, f"{version} is writing: batch {batch} of {batches}, token {tokens} of up to {max_new_tokens}")
+            _set_phase(job, f"{version} is writing: batch {batch} of {batches}, "
+                            f"token {tokens} of up to {max_new_tokens}")
 
     return report
 
@@ -456,7 +458,8 @@ def run_generation_job(job_id) -> GenerationJob:
     job = GenerationJob.objects.select_related("project", "model_version").get(pk=job_id)
     if job.is_finished:
         return job
-    GenerationJob.objects.filter(pk=job.pk).update(status=GenerationJob.Status.RUNNING, started_at=timezone.now(), error="")
+    GenerationJob.objects.filter(pk=job.pk).update(status=GenerationJob.Status.RUNNING, started_at=timezone.now(),
+                                                   error="")
     try:
         if job.prepare_default_policy and job.model_version is None:
             _set_phase(job, "Preparing the bundled default policy (converted from GGUF once)")

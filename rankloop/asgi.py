@@ -32,7 +32,8 @@ _pool = ThreadPoolExecutor(max_workers=settings.RANKLOOP_WSGI_THREADS, thread_na
 class _PooledInstance(WsgiToAsgiInstance):
     """asgiref's WSGI adapter, its WSGI calls on our pool (asgiref's own runs them all on one thread)."""
 
-    run_wsgi_app = sync_to_async(WsgiToAsgiInstance.__dict__["run_wsgi_app"].func, thread_sensitive=False, executor=_pool)
+    run_wsgi_app = sync_to_async(WsgiToAsgiInstance.__dict__["run_wsgi_app"].func, thread_sensitive=False,
+                                 executor=_pool)
 
     def start_response(self, status, response_headers, exc_info=None):
         # Django writes Set-Cookie values with a leading space (WSGI servers strip it; h11 refuses it).

@@ -40,8 +40,8 @@ class RoundSerializer(serializers.ModelSerializer):
     class Meta:
         model = Round
         fields = ["id", "project", "number", "state", "label", "algorithm", "hyperparameters", "data_filters",
-                  "deploy_rule", "launcher", "policy_in", "policy_out", "reward_model", "metrics", "error", "started_by",
-                  "created_at", "updated_at", "percent", "progress", "next_step", "actions", "runs"]
+                  "deploy_rule", "launcher", "policy_in", "policy_out", "reward_model", "metrics", "error",
+                  "started_by", "created_at", "updated_at", "percent", "progress", "next_step", "actions", "runs"]
         read_only_fields = fields
 
     def _status(self, obj):

@@ -135,7 +135,8 @@ def report(metrics: dict) -> EvaluationReport | None:
     rm_verdict = _lookup(evaluation, "reward_diff.verdict")
     judge_verdict = _lookup(evaluation, "judge.reward_diff.verdict")
     return EvaluationReport(
-        rows=rows, eval_prompts=int(_lookup(evaluation, "figures.eval_prompts") or len(evaluation.get("per_prompt") or [])),
+        rows=rows,
+        eval_prompts=int(_lookup(evaluation, "figures.eval_prompts") or len(evaluation.get("per_prompt") or [])),
         samples_per_prompt=_lookup(evaluation, "settings.samples_per_prompt"), has_judge=isinstance(judge, dict),
         disagreements=disagreements,
         verdicts_differ=isinstance(judge, dict) and rm_verdict is not None and judge_verdict != rm_verdict)

@@ -194,7 +194,8 @@ def _check_messages(messages):
             raise ServingError(f"messages[{i}] needs a role of system, user or assistant.", param="messages")
         content = m.get("content")
         if isinstance(content, list):  # [{"type": "text", "text": ...}]
-            if not all(isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in content):
+            if not all(isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+                       for p in content):
                 raise ServingError(f"messages[{i}].content: only text parts are supported.", param="messages")
             content = "".join(p["text"] for p in content)
         if not isinstance(content, str):
@@ -379,7 +380,8 @@ def check_output(plan: Plan, text: str) -> dict:
 
 def audit(*, user, channel, body, status_code, token=None, target=None, plan=None, error="", finish_reasons=(),
           prompt_tokens=0, completion_tokens=0, ttft_ms=None, latency_ms=None, moderation_verdict=None):
-    decoding = plan.decoding if plan else {k: body.get(k) for k in ("temperature", "top_p", "max_tokens", "seed", "stop")
+    decoding = plan.decoding if plan else {k: body.get(k)
+                                           for k in ("temperature", "top_p", "max_tokens", "seed", "stop")
                                            if body.get(k) is not None}
     try:
         RequestAudit.objects.create(

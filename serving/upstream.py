@@ -48,7 +48,8 @@ def _describe(error: Exception, url: str) -> str:
     if isinstance(error, httpx.ConnectError):
         return f"The model server at {url} is not reachable (connection refused or unknown host)."
     if isinstance(error, httpx.ReadTimeout):
-        return f"The model server at {url} stopped answering (no data for {settings.RANKLOOP_UPSTREAM_READ_TIMEOUT_S:g} s)."
+        return (f"The model server at {url} stopped answering "
+                f"(no data for {settings.RANKLOOP_UPSTREAM_READ_TIMEOUT_S:g} s).")
     if isinstance(error, httpx.HTTPError):
         return f"The model server at {url} failed: {type(error).__name__}."
     return f"The model server at {url} failed."
@@ -82,8 +83,8 @@ class UpstreamStream:
         self.choice = Choice(index)
 
     async def open(self):
-        request = client().build_request("POST", f"{self.base_url}/chat/completions", json={**self.body, "stream": True},
-                                         timeout=_timeout())
+        request = client().build_request("POST", f"{self.base_url}/chat/completions",
+                                         json={**self.body, "stream": True}, timeout=_timeout())
         try:
             self.response = await client().send(request, stream=True)
         except httpx.HTTPError as error:

@@ -94,7 +94,8 @@ INLINE = [
 
 def test_no_template_has_inline_script_or_style():
     """The policy refuses them in the browser; this finds them before a person does."""
-    folders = [Path(settings.BASE_DIR) / "templates"] + [ROOT / app / "templates" for app in ("labeling", "models_app", "rlhf")]
+    folders = [Path(settings.BASE_DIR) / "templates"] + [ROOT / app / "templates"
+                                                          for app in ("labeling", "models_app", "rlhf")]
     found = []
     for folder in folders:
         for template in folder.rglob("*.html"):

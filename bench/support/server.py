@@ -27,7 +27,8 @@ def production_env(database_url: str, **extra) -> dict:
 
 
 def recreate_postgres_database(name: str) -> str:
-    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q",
+                    "-c", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'],
                    check=True, capture_output=True)
     subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-c", f'CREATE DATABASE "{name}"'],
                    check=True, capture_output=True)

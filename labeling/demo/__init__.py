@@ -30,7 +30,8 @@ PAIRWISE = {
         "## Compare two answers\n\n"
         "Read the conversation, then both answers. Pick the answer you would rather receive.\n\n"
         "- **Helpful**: does it actually solve the user's problem, correctly and clearly?\n"
-        "- **Harmless**: does it avoid dangerous or unethical help? A polite, useful refusal beats harmful compliance.\n"
+        "- **Harmless**: does it avoid dangerous or unethical help? "
+        "A polite, useful refusal beats harmful compliance.\n"
         "- **Honest**: is it accurate, and does it admit uncertainty?\n\n"
         "Choose *tie* when neither is better, and *both bad* when you would not want either. "
         "Optionally rate each answer, flag problems, explain your choice, or write the answer you wish you had seen."
@@ -95,7 +96,8 @@ def _ensure_users(summary):
 
 def _ensure_project(spec, users, summary):
     fields = {key: value for key, value in spec.items() if key != "name"}
-    project, created = Project.objects.get_or_create(name=spec["name"], defaults={**fields, "created_by": users["admin"]})
+    project, created = Project.objects.get_or_create(name=spec["name"],
+                                                     defaults={**fields, "created_by": users["admin"]})
     if created:
         summary.projects_created.append(project.name)
         for username in ANNOTATORS:

@@ -47,4 +47,4 @@ On GPUs --multi_gpu alone. On a CPU, accelerate's --cpu flag launches ONE proces
 config (or ACCELERATE_USE_CPU=true), which makes them join one gloo group; a script refuses to run
 when processes were launched but did not join. Give each concurrent run its own
 --main_process_port.
-"""
+"""  # noqa: E501 -- a row of the Markdown table above cannot wrap

@@ -230,8 +230,9 @@ def reward_figures(new_scores, old_scores, args):
         "reward_new": stats.mean_interval(new_means, args.confidence),
         "reward_old": stats.mean_interval(old_means, args.confidence),
         "reward_diff": stats.with_verdict(stats.mean_interval(diffs, args.confidence), 0.0),
-        "win_rate": stats.with_verdict(stats.bootstrap_interval(wins, args.confidence, resamples=args.bootstrap_resamples,
-                                                                seed=args.seed), 0.5),
+        "win_rate": stats.with_verdict(stats.bootstrap_interval(wins, args.confidence,
+                                                                resamples=args.bootstrap_resamples, seed=args.seed),
+                                       0.5),
     }
     return {"new": new_means, "old": old_means, "diff": diffs, "win": wins}, summary
 

@@ -35,7 +35,8 @@ PAIR_TEXTS = ("prompt", "chosen", "rejected")
 
 
 def load_pairs(path, training_args, use_margin: bool):
-    dataset = common.load_rows(path, training_args, required=("chosen", "rejected") + (("margin",) if use_margin else ()),
+    dataset = common.load_rows(path, training_args,
+                               required=("chosen", "rejected") + (("margin",) if use_margin else ()),
                                texts=PAIR_TEXTS, what="preference")
     if not use_margin and "margin" in dataset.column_names:
         dataset = dataset.remove_columns("margin")  # RewardTrainer uses a margin column whenever there is one
@@ -69,7 +70,8 @@ def main(script_args, training_args, model_args):
     progress = common.progress_writer(script_args, training_args)
     tokenizer = common.load_tokenizer(path)
     train = load_pairs(script_args.train_file, training_args, script_args.use_margin)
-    heldout = load_pairs(script_args.eval_file, training_args, script_args.use_margin) if script_args.eval_file else None
+    heldout = (load_pairs(script_args.eval_file, training_args, script_args.use_margin)
+               if script_args.eval_file else None)
 
     set_seed(training_args.seed)  # the new score head's initialization repeats with the seed
     model = AutoModelForSequenceClassification.from_pretrained(

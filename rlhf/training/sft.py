@@ -37,7 +37,8 @@ def main(script_args, training_args, model_args):
 
     training_args.model_init_kwargs = common.model_init_kwargs(model_args, training_args)
     trainer = SFTTrainer(model=path, args=training_args, train_dataset=train, processing_class=tokenizer,
-                         peft_config=get_peft_config(model_args), callbacks=[ProgressCallback(script_args.progress_file)])
+                         peft_config=get_peft_config(model_args),
+                         callbacks=[ProgressCallback(script_args.progress_file)])
     output = trainer.train(resume_from_checkpoint=common.checkpoint_to_resume(script_args, training_args, progress))
 
     metrics = common.train_metrics(trainer, output)

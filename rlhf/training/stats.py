@@ -21,7 +21,9 @@ GAIN, LOSS, NO_CHANGE, NOT_MEASURED = "gain", "loss", "no detectable change", "n
 
 
 def _figure(mean, low, high, n, method, confidence):
-    as_float = (lambda v: None if v is None else float(v))
+    def as_float(v):
+        return None if v is None else float(v)
+
     return {"mean": as_float(mean), "low": as_float(low), "high": as_float(high), "n": int(n),
             "confidence": confidence, "method": method}
 

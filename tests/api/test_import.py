@@ -91,7 +91,8 @@ def test_a_bad_line_names_line_and_field_and_imports_nothing(admin_api, project,
 
 
 def test_duplicate_external_id_in_one_file_is_refused(admin_api, project):
-    response = post_body(admin_api, project, jsonl({"prompt": "a", "external_id": "x"}, {"prompt": "b", "external_id": "x"}))
+    response = post_body(admin_api, project,
+                         jsonl({"prompt": "a", "external_id": "x"}, {"prompt": "b", "external_id": "x"}))
     assert response.status_code == 400
     assert response.json()["errors"][0] == {"line": 2, "field": "external_id", "message": "'x' repeats line 1"}
 

@@ -25,7 +25,8 @@ def test_hand_written_representations_match_the_generic_ones(project, annotator,
     annotation = submit_annotation(leased.pk, annotator, {"choice": "a", "rationale": "clearer",
                                                                    "time_on_task_ms": 900})
     submitted = Assignment.objects.select_related("project", "task__prompt", "annotation").get(pk=leased.pk)
-    for obj, serializer in [(submitted, AssignmentSerializer(submitted)), (annotation, AnnotationSerializer(annotation))]:
+    for obj, serializer in [(submitted, AssignmentSerializer(submitted)),
+                            (annotation, AnnotationSerializer(annotation))]:
         assert serializer.data == generic(serializer, obj)
     request = rf.get("/")
     request.user = admin_user

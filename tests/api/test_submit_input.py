@@ -136,7 +136,7 @@ def test_it_stores_a_form_rating_of_digits_as_an_integer(ann_client, leased):
 
 
 @pytest.mark.parametrize("data", [
-    lambda o: {"ranking": '[["\\ud800"], [%d], [%d]]' % (o[1], o[2])},
+    lambda o: {"ranking": f'[["\\ud800"], [{o[1]:d}], [{o[2]:d}]]'},
     lambda o: {"ranking": json.dumps([[c] for c in o]), f"rating-{o[0]}-help\x00ful": "3"},
     lambda o: {"ranking": json.dumps([[c] for c in o]), f"flag-{o[0]}": "harm\x00ful"},
     lambda o: {"ranking": json.dumps([[c] for c in o]), "rationale": "nul\x00"},

@@ -73,7 +73,8 @@ def test_a_refused_submit_shows_its_message_and_keeps_the_task(live_server, brow
     make_tasks(project, 1)
     client.force_login(user)
     page = browser_page
-    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
+    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value,
+                               "url": live_server.url}])
     page.goto(live_server.url + reverse("labeling:annotate", args=[project.slug]))
     page.evaluate("window.sameDocument = true")
     task_id = page.locator("#task").get_attribute("data-assignment")

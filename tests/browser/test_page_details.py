@@ -15,7 +15,8 @@ pytestmark = [
 
 def logged_in(page, live_server, client, user):
     client.force_login(user)
-    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
+    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value,
+                               "url": live_server.url}])
     return page
 
 
@@ -41,7 +42,8 @@ def test_number_inputs_look_like_the_other_inputs(live_server, browser_page, cli
     project = make_project(name="Numbers")
     page = logged_in(browser_page, live_server, client, admin_user)
     page.goto(live_server.url + reverse("models_app:project", args=[project.slug]))
-    style = "e => { const s = getComputedStyle(e); return [s.borderTopWidth, s.borderRadius, s.paddingLeft, s.display]; }"
+    style = ("e => { const s = getComputedStyle(e); "
+             "return [s.borderTopWidth, s.borderRadius, s.paddingLeft, s.display]; }")
     number = page.locator("input[type=number]").first.evaluate(style)
     text = page.locator("input[type=text]").first.evaluate(style)
     assert number == text
@@ -55,7 +57,8 @@ def test_rating_selects_and_the_cut_marker_for_the_annotator(live_server, browse
     create_task(prompt, [
         Candidate.objects.create(prompt=prompt, text="Once upon a time, there was a",
                                  decoding={"max_new_tokens": 8, "finish_reason": "length"}),
-        Candidate.objects.create(prompt=prompt, text="The end.", decoding={"max_new_tokens": 8, "finish_reason": "stop"}),
+        Candidate.objects.create(prompt=prompt, text="The end.",
+                                 decoding={"max_new_tokens": 8, "finish_reason": "stop"}),
     ])
     page = logged_in(browser_page, live_server, client, annotator)
     page.goto(live_server.url + reverse("labeling:annotate", args=[project.slug]))

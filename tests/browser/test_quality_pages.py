@@ -20,7 +20,8 @@ pytestmark = [
 
 def logged_in(page, live_server, client, user):
     client.force_login(user)
-    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
+    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value,
+                               "url": live_server.url}])
     return page
 
 

@@ -9,7 +9,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_load_demo_on_the_embedded_default_queues_two_jobs_and_says_so_plainly(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
     env.update(RANKLOOP_VAR_DIR=str(tmp_path), MODEL_STORE=str(tmp_path / "models"))
     for command in (["migrate", "--noinput"], ["load_demo", "--generate"]):
         done = subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, capture_output=True,

@@ -28,7 +28,8 @@ def test_the_page_form_imports_and_says_what_it_did(client, admin_user, make_pro
     project = make_project("Seeded")
     client.force_login(admin_user)
     page = client.get(reverse("labeling:project", args=[project.slug])).content.decode()
-    assert 'enctype="multipart/form-data"' in page and reverse("labeling:import_preferences", args=[project.slug]) in page
+    assert 'enctype="multipart/form-data"' in page
+    assert reverse("labeling:import_preferences", args=[project.slug]) in page
     url = reverse("labeling:import_preferences", args=[project.slug])
     response = client.post(url, {"file": upload(LINES), "source": ""}, follow=True)
     assert response.redirect_chain[-1][0] == reverse("labeling:project", args=[project.slug])

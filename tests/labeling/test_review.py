@@ -91,7 +91,8 @@ def test_a_rejected_annotation_no_longer_counts_and_its_annotator_reads_the_note
     client.force_login(team["ann1"])
     assert "Answer B invents a date." in client.get(reverse("labeling:annotate", args=[project.slug])).content.decode()
     client.force_login(team["ann2"])
-    assert "Answer B invents a date." not in client.get(reverse("labeling:annotate", args=[project.slug])).content.decode()
+    page = client.get(reverse("labeling:annotate", args=[project.slug])).content.decode()
+    assert "Answer B invents a date." not in page
 
 
 def test_who_may_review(project, team, make_tasks, make_project, admin_user):

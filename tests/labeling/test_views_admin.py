@@ -19,12 +19,12 @@ def test_every_labeling_model_has_working_admin_pages(superuser_client, make_pro
     assignment = assign_next(project, annotator)
     submit_annotation(assignment.pk, annotator, {"choice": "a"})
     for model in (Project, Prompt, Candidate, ComparisonTask, Assignment, Annotation, PreferencePair):
-        info = model._meta.app_label, model._meta.model_name
+        admin_name = f"admin:{model._meta.app_label}_{model._meta.model_name}"
         obj = model.objects.first()
-        for url in (reverse("admin:%s_%s_changelist" % info), reverse("admin:%s_%s_change" % info, args=[obj.pk])):
+        for url in (reverse(f"{admin_name}_changelist"), reverse(f"{admin_name}_change", args=[obj.pk])):
             response = superuser_client.get(url)
             assert response.status_code == 200, url
-        assert superuser_client.get(reverse("admin:%s_%s_changelist" % info), {"q": "x"}).status_code == 200
+        assert superuser_client.get(reverse(f"{admin_name}_changelist"), {"q": "x"}).status_code == 200
     page = superuser_client.get(reverse("admin:labeling_project_change", args=[project.pk])).content.decode()
     assert "Membership" in page and annotator.username in page
 

@@ -111,7 +111,8 @@ def test_someone_elses_assignment_gets_403(client, project, leased, make_user):
 def test_assignment_of_another_project_gets_404(ann_client, leased, make_project, annotator):
     other = make_project(name="Other", annotators=[annotator])
     url = reverse("labeling:submit", args=[other.slug, leased.pk])
-    response = ann_client.post(url, {"ranking": json.dumps([[c] for c in leased.shown_order])}, headers={"HX-Request": "true"})
+    response = ann_client.post(url, {"ranking": json.dumps([[c] for c in leased.shown_order])},
+                               headers={"HX-Request": "true"})
     assert response.status_code == 404
     assert_unchanged(leased)
 

@@ -71,7 +71,8 @@ def test_batched_greedy_equals_one_by_one_greedy(tiny):
 def test_token_counts_and_latency_are_recorded(tiny):
     model, tokenizer = tiny
     [result] = answers(tiny, ["Hi"], k=2, strategy="sample", seed=1)
-    templated = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True, tokenize=False)
+    templated = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True,
+                                              tokenize=False)
     assert result.prompt_tokens == len(tokenizer(templated, add_special_tokens=False)["input_ids"])
     assert all(1 <= n <= 12 for n in result.completion_tokens)
     assert result.latency_ms > 0

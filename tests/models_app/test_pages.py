@@ -71,7 +71,8 @@ def test_decoding_settings_form_saves_and_refuses_bad_values(staff_client, proje
 
 
 def test_playground_shows_answers_side_by_side(staff_client, tiny_policy, tiny_model_dir):
-    other = ModelVersion.objects.create(kind="policy", name="tiny-copy", artifact_dir=str(tiny_model_dir), base_model="x")
+    other = ModelVersion.objects.create(kind="policy", name="tiny-copy", artifact_dir=str(tiny_model_dir),
+                                        base_model="x")
     response = staff_client.post(reverse("models_app:playground"), {
         "prompt": "Explain the reward", "versions": [tiny_policy.pk, other.pk], "answers": 2,
         "strategy": "sample", "max_new_tokens": 6, "seed": 3,

@@ -52,7 +52,8 @@ def test_lora_adapter_loads_over_its_parent_and_lineage_reaches_the_base(tiny_po
         services.register_model(tmp_path / "adapter", name="orphan", is_adapter=True)
 
 
-def test_deploy_keeps_history_and_rollback_restores_the_previous_version(tiny_policy, tiny_model_dir, make_project, admin_user):
+def test_deploy_keeps_history_and_rollback_restores_the_previous_version(tiny_policy, tiny_model_dir, make_project,
+                                                                          admin_user):
     project = make_project()
     v2 = ModelVersion.objects.create(kind="policy", name="v2", parent=tiny_policy, artifact_dir=str(tiny_model_dir),
                                      base_model=tiny_policy.base_model)

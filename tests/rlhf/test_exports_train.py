@@ -21,7 +21,8 @@ def seeded(labeled_project):
 
 
 def training_rows(project, round_filters):
-    return [row for split in Prompt.Split.values for row in datasets.preference_rows(project, round_filters, split=split)]
+    return [row for split in Prompt.Split.values
+            for row in datasets.preference_rows(project, round_filters, split=split)]
 
 
 @pytest.mark.parametrize("round_filters, params", [

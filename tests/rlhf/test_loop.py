@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from labeling.models import Candidate, ComparisonTask
+from labeling.models import Candidate
 from models_app import services as models
 from models_app.models import ModelVersion
 from rlhf import services

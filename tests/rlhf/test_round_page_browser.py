@@ -9,9 +9,9 @@ from django.db import connections
 from django.urls import reverse
 
 from rlhf import services
+from tests.support.browser import CHROMIUM
 
 CHARTJS = Path(settings.BASE_DIR) / "node_modules" / "chart.js" / "dist" / "chart.umd.min.js"
-from tests.support.browser import CHROMIUM
 
 pytestmark = [
     pytest.mark.browser,

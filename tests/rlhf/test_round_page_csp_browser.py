@@ -8,10 +8,10 @@ from django.conf import settings
 from django.urls import reverse
 
 from rlhf import services
+from tests.support.browser import CHROMIUM
 from tests.support.csp import violations, watch
 
 CHARTJS = Path(settings.BASE_DIR) / "node_modules" / "chart.js" / "dist" / "chart.umd.min.js"
-from tests.support.browser import CHROMIUM
 
 pytestmark = [
     pytest.mark.browser,

@@ -50,7 +50,8 @@ def transformers_serve(tiny_model_dir, tmp_path_factory):
     binary = Path(sys.executable).with_name("transformers")
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [str(binary), "serve", "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--log-level", "warning"],
+            [str(binary), "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--device", "cpu", "--log-level", "warning"],
             stdout=out, stderr=subprocess.STDOUT, env=env,
         )
     base = f"http://127.0.0.1:{port}"

@@ -84,7 +84,8 @@ def test_errors_in_openai_shape(live_asgi, serving_setup, settings):
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
     assert set(bad.json()["error"]) >= {"message", "type", "code"}
 
-    assert httpx.post(url, json={"model": "x", "messages": []}, headers={"Authorization": "Bearer nope"}).status_code == 401
+    refused = httpx.post(url, json={"model": "x", "messages": []}, headers={"Authorization": "Bearer nope"})
+    assert refused.status_code == 401
 
     api = client(live_asgi, key)
     with pytest.raises(openai.NotFoundError) as unknown:

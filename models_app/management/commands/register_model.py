@@ -37,4 +37,5 @@ class Command(BaseCommand):
                 services.deploy(project, version, user=user, note="manage.py register_model")
         except services.ModelRegistryError as error:
             raise CommandError(str(error)) from None
-        self.stdout.write(self.style.SUCCESS(f"Registered {version.kind} {version.name} (id {version.pk}) at {version.artifact_dir}"))
+        self.stdout.write(self.style.SUCCESS(
+            f"Registered {version.kind} {version.name} (id {version.pk}) at {version.artifact_dir}"))
