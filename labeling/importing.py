@@ -33,9 +33,9 @@ from django.db import IntegrityError, connection, transaction
 
 from . import sql
 from .actions.candidates import add_candidates
-from .actions.tasks import check_priority
+from .actions.tasks import NewTask, check_priority, create_tasks
 from .errors import Conflict, LabelingError
-from .models import Candidate, ComparisonTask, Project, Prompt, stable_split
+from .models import Candidate, Project, Prompt, stable_split
 from .submission import text_problem
 
 ROLES = ("system", "user", "assistant")
@@ -425,14 +425,8 @@ def write_prompt_rows(project: Project, rows: list[PromptRow], *, source="", pri
                 groups = [(prompt_id, [], row.priority if row.priority is not None else priority or 0)
                           for row, prompt_id in zip(new_rows, prompt_ids)]
             add_candidates(project, candidates)  # moderated, as generated ones are
-            tasks = [ComparisonTask(project_id=project.pk, prompt_id=prompt_id, overlap=project.overlap,
-                                    priority=task_priority)
-                     for prompt_id, _, task_priority in groups]
-            ComparisonTask.objects.bulk_create(tasks, batch_size=BATCH_SIZE)
-            through = ComparisonTask.candidates.through
-            links = [through(comparisontask_id=task.pk, candidate_id=c.pk)
-                     for task, (_, group, _) in zip(tasks, groups) for c in group]
-            through.objects.bulk_create(links, batch_size=BATCH_SIZE * 4)
+            tasks = create_tasks(project, [NewTask(prompt_id, group, task_priority)
+                                           for prompt_id, group, task_priority in groups], batch_size=BATCH_SIZE)
     except IntegrityError:  # the safety net under the lock (COPY's errors are wrapped as Django's)
         raise Conflict("Another import added some of these external ids at the same time. Nothing was "
                        "imported; run the import again (it skips prompts already imported).") from None

@@ -2,6 +2,8 @@
 place in the queue (priority, the reward model's uncertainty), closing them."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,35 +21,56 @@ def check_priority(value) -> int:
     return value
 
 
+@dataclass
+class NewTask:
+    """A task to create: its prompt, its candidates (saved, of that prompt; none in a
+    demonstration project) and where it stands in the queue."""
+
+    prompt_id: int
+    candidates: list = field(default_factory=list)
+    priority: int = 0
+    is_gold: bool = False
+    gold_ranking: list | None = None
+
+
+def create_tasks(project: Project, new_tasks: list[NewTask], *, round_number=None,
+                 batch_size=1000) -> list[ComparisonTask]:
+    """The one way comparison tasks come to be (one task, a generation batch, a whole import):
+    the tasks and their candidate links in two bulk inserts. Callers check their input first."""
+    tasks = [ComparisonTask(project_id=project.pk, prompt_id=new.prompt_id, round_number=round_number,
+                            overlap=ComparisonTask.GOLD_OVERLAP if new.is_gold else project.overlap,
+                            is_gold=new.is_gold, gold_ranking=new.gold_ranking if new.is_gold else None,
+                            priority=new.priority)
+             for new in new_tasks]
+    with transaction.atomic():  # the tasks and their candidates, or nothing
+        ComparisonTask.objects.bulk_create(tasks, batch_size=batch_size)
+        through = ComparisonTask.candidates.through
+        through.objects.bulk_create([through(comparisontask_id=task.pk, candidate_id=c.pk)
+                                     for task, new in zip(tasks, new_tasks) for c in new.candidates],
+                                    batch_size=batch_size * 4)
+    return tasks
+
+
 def create_task(prompt: Prompt, candidates, *, round_number=None, is_gold=False, gold_ranking=None,
                 priority=0) -> ComparisonTask:
     """A comparison task over the given candidates of one prompt. The queue serves higher
     `priority` first."""
     candidates = list(candidates)
-    project = prompt.project
     if len(candidates) < 2:
         raise LabelingError("A comparison task needs at least two candidates.")
     if any(c.prompt_id != prompt.pk for c in candidates):
         raise LabelingError("Every candidate of a task must answer the task's prompt.")
     if is_gold:
         check_ranking(gold_ranking, [c.pk for c in candidates], allow_ties=True)
-    priority = check_priority(priority)
-    with transaction.atomic():  # the task and its candidates, or nothing
-        task = ComparisonTask.objects.create(
-            project=project, prompt=prompt, round_number=round_number,
-            overlap=ComparisonTask.GOLD_OVERLAP if is_gold else project.overlap,
-            is_gold=is_gold, gold_ranking=gold_ranking if is_gold else None, priority=priority,
-        )
-        task.candidates.set(candidates)
-    return task
+    new = NewTask(prompt.pk, candidates, check_priority(priority), is_gold, gold_ranking)
+    return create_tasks(prompt.project, [new], round_number=round_number)[0]
 
 
 def create_demonstration_task(prompt: Prompt, *, priority=0) -> ComparisonTask:
     """A task of a demonstration project: the annotator writes the ideal reply to the prompt."""
     if prompt.project.mode != Project.Mode.DEMONSTRATION:
         raise LabelingError("Only a demonstration project has tasks without candidates.")
-    return ComparisonTask.objects.create(project=prompt.project, prompt=prompt, overlap=prompt.project.overlap,
-                                         priority=check_priority(priority))
+    return create_tasks(prompt.project, [NewTask(prompt.pk, priority=check_priority(priority))])[0]
 
 
 def set_task_priority(task: ComparisonTask, priority) -> ComparisonTask:
