@@ -1,24 +1,22 @@
-"""The labeling domain's refusals: each a RankloopError with its status and code."""
+"""The labeling domain's refusals: each a RankloopError with its status and code. The kinds
+shared with the rest of the project (not allowed, not found, conflict) are those of
+rankloop.errors, under LabelingError too, so either can catch them."""
 from __future__ import annotations
 
+from rankloop import errors
 from rankloop.errors import RankloopError
 
 
 class LabelingError(RankloopError):
-    """A refusal of the labeling domain; `status` is the HTTP status the edge answers with."""
-
-    status = 400
-    code = "invalid"
+    """A refusal of the labeling domain (400, `invalid`, unless a kind below says otherwise)."""
 
 
 class InvalidSubmission(LabelingError):
-    status = 400
     code = "invalid_submission"
 
 
-class NotAllowed(LabelingError):
-    status = 403
-    code = "not_allowed"
+class NotAllowed(errors.NotAllowed, LabelingError):
+    pass
 
 
 class NotYours(NotAllowed):
@@ -31,18 +29,15 @@ class Paused(NotAllowed):
     code = "paused"
 
 
-class NotFound(LabelingError):
-    status = 404
-    code = "not_found"
+class NotFound(errors.NotFound, LabelingError):
+    pass
 
 
-class Conflict(LabelingError):
-    status = 409
-    code = "conflict"
+class Conflict(errors.Conflict, LabelingError):
+    pass
 
 
 class ExportError(LabelingError):
     """Bad export settings: a format, or filters on the pairs, that do not exist."""
 
-    status = 400
     code = "invalid_export"

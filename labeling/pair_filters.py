@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from .errors import ExportError
 from .models import PreferencePair, Prompt
+from .queries import pair_sources
 from .submission import text_problem
 
 SETTINGS_KEYS = ("min_agreement", "include_ties", "rounds", "sources")
@@ -111,8 +112,7 @@ class PairFilters:
             if not isinstance(sources, list) or not all(isinstance(s, str) and s.strip() for s in sources):
                 raise ExportError('sources must be a list of pair sources, e.g. ["labels", "import:hh-rlhf"].')
             sources = sorted({s.strip() for s in sources})
-            known = sorted(PreferencePair.objects.filter(project=project).order_by()
-                           .values_list("source", flat=True).distinct())
+            known = pair_sources(project)
             missing = [s for s in sources if s not in known]
             if missing:
                 raise ExportError(f"{project} has no pairs from {', '.join(repr(s[:120]) for s in missing)}; "

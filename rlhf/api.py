@@ -8,7 +8,6 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from labeling.models import Project
-from models_app.services import unanswered_prompts
 from rankloop.api_common import IsAdmin
 
 from . import services
@@ -131,9 +130,8 @@ class RoundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         data = GenerateRoundSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        project = values["project"]
-        prompts = values.get("prompts") or unanswered_prompts(project, values["count"])
-        round = services.start_labeling_round(project, prompts, user=request.user, k=values.get("k"),
+        round = services.start_labeling_round(values["project"], values.get("prompts"), count=values["count"],
+                                              user=request.user, k=values.get("k"),
                                               decoding=values["decoding"] or None)
         return self._answer(round, status.HTTP_201_CREATED)
 

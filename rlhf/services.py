@@ -295,13 +295,14 @@ def next_round_number(project) -> int:
     return (Round.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
 
 
-def start_labeling_round(project, prompts, *, user=None, k=None, decoding=None) -> Round:
+def start_labeling_round(project, prompts=None, *, count=None, user=None, k=None, decoding=None) -> Round:
     """A new round whose candidates the deployed policy writes, through a GenerationJob like any
     other generation (Celery, gpu queue); it moves to labeling when the job has finished.
-    Refuses when no policy is deployed, no prompts are given, or the settings are bad."""
+    Without `prompts`: the prompts the deployed policy has not answered, up to `count`.
+    Refuses when no policy is deployed, no prompts are left, or the settings are bad."""
     from models_app import services as model_services
 
-    prompts = list(prompts)
+    prompts = list(prompts if prompts is not None else model_services.unanswered_prompts(project, count))
     if not prompts:
         raise RoundError("Choose at least one prompt to generate candidates for.")
     policy = model_services.deployed_policy(project)

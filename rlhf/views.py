@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from labeling.models import Project
 from labeling.views import staff_required
-from models_app.services import deployed_policy, unanswered_prompts
+from models_app.services import deployed_policy
 
 from . import config, evaluation, forms, services
 from .models import Round
@@ -84,9 +84,8 @@ def generate(request, slug):
     if not form.is_valid():
         messages.error(request, "Give a number of prompts between 1 and 10000.")
         return redirect("rlhf:project", slug=slug)
-    prompts = unanswered_prompts(project, form.cleaned_data["prompts"])
     try:
-        round = services.start_labeling_round(project, prompts, user=request.user)
+        round = services.start_labeling_round(project, count=form.cleaned_data["prompts"], user=request.user)
     except services.RoundError as exc:
         messages.error(request, str(exc))
         return redirect("rlhf:project", slug=slug)

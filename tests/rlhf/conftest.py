@@ -1,7 +1,9 @@
 """Fixtures for the training rounds: a model store per run, a deployed tiny policy, annotated
 data (the worker fixtures are in tests/conftest.py, the helpers in tests/support/rlhf.py)."""
+import orjson
 import pytest
 
+from labeling import preference_import
 from models_app import services as models
 from tests.support.rlhf import add_prompts, annotate_all, hand_written_tasks
 
@@ -48,3 +50,10 @@ def labeled_project(project_with_policy):
     return project
 
 
+@pytest.fixture
+def seeded(labeled_project):
+    """Six labelled pairs and eight imported ones (import:hh)."""
+    rows = [{"prompt": f"Imported question {i}?", "chosen": f"A good answer {i}.", "rejected": f"No {i}."}
+            for i in range(8)]
+    preference_import.import_preferences(labeled_project, b"\n".join(orjson.dumps(r) for r in rows), source="hh")
+    return labeled_project

@@ -1,22 +1,11 @@
 """A round can train on the pairs of some sources only: the annotators' "labels", an imported
 file, or both; the launch checks the names and the page's count says what was left out."""
-import orjson
 import pytest
 
-from labeling import preference_import
 from labeling.models import Prompt
 from rlhf import datasets, services
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def seeded(labeled_project):
-    """Six labelled pairs and eight imported ones (import:hh)."""
-    rows = [{"prompt": f"Imported question {i}?", "chosen": f"A good answer {i}.", "rejected": f"No {i}."}
-            for i in range(8)]
-    preference_import.import_preferences(labeled_project, b"\n".join(orjson.dumps(r) for r in rows), source="hh")
-    return labeled_project
 
 
 def texts(project, filters):

@@ -1,23 +1,13 @@
 """What exports is exactly what trains: a round's training files hold the rows an export with
 the same filters gives, split by prompt."""
-import orjson
 import pytest
 
-from labeling import preference_import
 from labeling.exporting import export_rows
 from labeling.models import Prompt
 from labeling.pair_filters import PairFilters
 from rlhf import datasets
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def seeded(labeled_project):
-    rows = [{"prompt": f"Imported question {i}?", "chosen": f"A good answer {i}.", "rejected": f"No {i}."}
-            for i in range(5)]
-    preference_import.import_preferences(labeled_project, b"\n".join(orjson.dumps(r) for r in rows), source="hh")
-    return labeled_project
 
 
 def training_rows(project, round_filters):
