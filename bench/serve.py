@@ -64,14 +64,28 @@ class Process:
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def stream_once(base_url, model, headers, max_tokens, prompt):
+_clients: dict = {}
+_clients_lock = threading.Lock()
+
+
+def http_client(slot) -> httpx.Client:
+    """One kept-alive client per concurrent slot, as an application's OpenAI client is: a fresh
+    httpx client per request spends 20 to 40 ms building its TLS context, and its noise drowned
+    the gateway's few milliseconds. Both routes get the same clients."""
+    with _clients_lock:
+        if slot not in _clients:
+            _clients[slot] = httpx.Client(timeout=300)
+        return _clients[slot]
+
+
+def stream_once(base_url, model, headers, max_tokens, prompt, slot=0):
     """One streamed chat: (time to first token in ms, tokens per second after it, tokens)."""
     body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
             "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}
     started = time.perf_counter()
     first = None
     tokens = 0
-    with httpx.stream("POST", f"{base_url}/chat/completions", json=body, headers=headers, timeout=300) as response:
+    with http_client(slot).stream("POST", f"{base_url}/chat/completions", json=body, headers=headers) as response:
         response.raise_for_status()
         for line in response.iter_lines():
             if not line.startswith("data:") or line.strip() == "data: [DONE]":
@@ -91,7 +105,7 @@ def concurrent(n, base_url, model, headers, max_tokens, round_no):
     results = [None] * n
 
     def run(i):
-        results[i] = stream_once(base_url, model, headers, max_tokens, f"Tell me about topic {round_no}-{i}.")
+        results[i] = stream_once(base_url, model, headers, max_tokens, f"Tell me about topic {round_no}-{i}.", slot=i)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for t in threads:
@@ -174,7 +188,8 @@ def main():
         def chatter(i):
             while not stop.is_set():
                 try:
-                    stream_once(rankloop_url, project.slug, auth, 256, f"Write a long story number {i}.")
+                    stream_once(rankloop_url, project.slug, auth, 256, f"Write a long story number {i}.",
+                                slot=f"chatter-{i}")
                     open_streams.append(i)
                 except Exception:
                     time.sleep(0.5)

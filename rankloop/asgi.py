@@ -18,9 +18,34 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rankloop.settings")
 
 from django.conf import settings  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
+from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
+from django.test.utils import override_settings  # noqa: E402
 
-django_asgi = get_asgi_application()
+# The streams' middleware: what their views use (the host check, the security headers, and the
+# session login the chat's stream reads). Under an async view each sync middleware of the full
+# list costs a thread hop on the way in and out: about 2 ms of the gateway's time to first token
+# (bench/serve.py) for CSRF, CSP, messages, htmx and axes, which /v1/ (bearer tokens, JSON) and the
+# chat stream (a GET of text/event-stream) never use.
+STREAM_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+
+
+class _StreamHandler(ASGIHandler):
+    """Django's ASGI handler with STREAM_MIDDLEWARE (Django reads the list from settings when a
+    handler is built, and only then)."""
+
+    def load_middleware(self, is_async=False):
+        with override_settings(MIDDLEWARE=STREAM_MIDDLEWARE):
+            super().load_middleware(is_async)
+
+
+get_asgi_application()  # django.setup()
+django_asgi = _StreamHandler()
 django_wsgi = get_wsgi_application()
 
 # Paths served by async views (the streams); everything else goes to the thread pool.

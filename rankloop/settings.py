@@ -372,6 +372,9 @@ RANKLOOP_SERVING_TOKENS_PER_DAY = int(os.environ.get("RANKLOOP_SERVING_TOKENS_PE
 # Sync views (the annotator pages, the admin) run on this many threads per process when the
 # whole site is served by the ASGI app (rankloop.asgi, uvicorn): streams never take these.
 RANKLOOP_WSGI_THREADS = int(os.environ.get("RANKLOOP_WSGI_THREADS", "3"))
+# The async views' database work (checking a chat request, recording its outcome) runs on this
+# many long-lived threads per process, each keeping its connection (serving/database.py).
+RANKLOOP_SERVING_DB_THREADS = int(os.environ.get("RANKLOOP_SERVING_DB_THREADS", "4"))
 
 LOGGING = {
     "version": 1,

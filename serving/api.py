@@ -9,7 +9,6 @@ import json
 import time
 import uuid
 
-from asgiref.sync import sync_to_async
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
@@ -18,6 +17,7 @@ from rankloop.api_common import FailedAuthenticationThrottle, TokenAuthenticatio
 from rankloop.errors import RankloopError
 
 from . import engine, services
+from .database import database_sync_to_async
 from .services import ServingError
 from .upstream import UpstreamUnavailable
 
@@ -146,7 +146,7 @@ async def chat_completions(request):
         body = json.loads(request.body or b"")
     except (ValueError, UnicodeDecodeError) as error:
         raise ServingError(f"The request body is not valid JSON: {error}.", code="invalid_json") from None
-    plan = await sync_to_async(_prepare_api)(request, body)
+    plan = await database_sync_to_async(_prepare_api)(request, body)
     try:
         streams = await engine.open_upstream(plan)
     except UpstreamUnavailable as error:
@@ -185,7 +185,7 @@ def _models(request):
 
 @answers_openai_errors
 async def models(request):
-    rows = await sync_to_async(_models)(request)
+    rows = await database_sync_to_async(_models)(request)
     return JsonResponse({"object": "list", "data": rows})
 
 

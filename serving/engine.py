@@ -1,13 +1,12 @@
 """One checked request (services.Plan) run against its upstream, with the answer moderated as it
-streams. Async; the database is reached only through sync_to_async at the end (services.finish)."""
+streams. Async; the database is reached only through the serving pool (database.py) at the end (services.finish)."""
 from __future__ import annotations
 
 import asyncio
 from contextlib import aclosing
 
-from asgiref.sync import sync_to_async
-
 from . import services, upstream
+from .database import database_sync_to_async
 from .upstream import Event, UpstreamUnavailable
 
 
@@ -18,9 +17,9 @@ async def open_upstream(plan):
         return await upstream.open_streams(plan.target.upstream_url, plan.upstream_bodies)
     except UpstreamUnavailable as error:
         outcome = services.Outcome(choices=[], status_code=503, error=str(error))
-        await sync_to_async(services.finish)(plan, outcome)
+        await database_sync_to_async(services.finish)(plan, outcome)
         if plan.message_id is not None:
-            await sync_to_async(services.fail_message)(plan.message_id, "error", str(error))
+            await database_sync_to_async(services.fail_message)(plan.message_id, "error", str(error))
         raise
 
 
@@ -81,4 +80,4 @@ async def run(plan, streams, outcome):
             c.prompt_tokens = stream.choice.prompt_tokens or c.prompt_tokens
             c.completion_tokens = stream.choice.completion_tokens or c.completion_tokens
         outcome.ttft_ms, outcome.latency_ms = timing.ttft_ms, timing.elapsed_ms
-        await asyncio.shield(sync_to_async(services.finish)(plan, outcome))
+        await asyncio.shield(database_sync_to_async(services.finish)(plan, outcome))

@@ -1,5 +1,5 @@
 """Every state change of the serving app, and the checks before a request goes upstream. All
-synchronous (the ORM); the async views call them through sync_to_async."""
+synchronous (the ORM); the async views call them on the serving pool (database.py)."""
 from __future__ import annotations
 
 import json
@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from labeling import moderation
 from labeling.actions.pairs import aggregate_task
 from labeling.actions.tasks import create_task
-from labeling.models import Annotation, Assignment, Candidate, ComparisonTask, Project, Prompt
+from labeling.models import Annotation, Assignment, Candidate, ComparisonTask, Membership, Project, Prompt
 from labeling.submission import text_problem
 from models_app import loading
 from models_app.models import Deployment, ModelVersion
@@ -83,15 +83,20 @@ def _target_of(name, version, project, deployment) -> Target:
 def resolve_model(name, user) -> Target:
     """The project (its deployed policy, resolved now: a deploy or rollback is served at the
     next request) or the model version that `name` names, if the user may use it. One query
-    for a project's name."""
+    for a project's name: its deployment, policy, serving settings and the user's membership
+    (each query is about 0.5 ms of the time to first token)."""
     if not isinstance(name, str) or not name.strip():
         raise ServingError("`model` is required: a project's slug or a model version's name.", param="model")
     name = name.strip()
     deployment = (
         Deployment.objects.filter(project__slug=name, is_active=True)
-        .select_related("model_version", "project").first()
+        .select_related("model_version", "project", "project__serving_settings")
+        .annotate(user_is_member=Exists(Membership.objects.filter(project=OuterRef("project"), user=user.pk,
+                                                                  is_active=True)))
+        .first()
     )
-    if deployment is not None and deployment.project.has_member(user):
+    if deployment is not None and (user.is_staff or deployment.user_is_member):
+        deployment.project.remember_member(user)
         return _target_of(name, deployment.model_version, deployment.project, deployment)
     version = ModelVersion.objects.filter(name=name, kind=ModelVersion.Kind.POLICY).select_related("project").first()
     if version is not None and (user.is_staff or (version.project is not None and version.project.has_member(user))):
@@ -222,13 +227,16 @@ def _number(body, name, kind, low, high, default=None):
 def serving_settings(project) -> ServingSettings:
     if project is None:
         return ServingSettings()
-    found = ServingSettings.objects.filter(project=project).first()
-    return found or ServingSettings(project=project)
+    try:
+        return project.serving_settings  # read with the deployment (resolve_model), else one query
+    except ServingSettings.DoesNotExist:
+        return ServingSettings(project=project)
 
 
 def rate_limit_for(user, project) -> tuple[int, int]:
-    """(requests per minute, tokens per day): the most specific RateLimit row that applies."""
-    group_ids = list(user.groups.values_list("id", flat=True))
+    """(requests per minute, tokens per day): the most specific RateLimit row that applies (one
+    query: the user's groups are a subquery)."""
+    group_ids = user.groups.values("id")
     rows = list(RateLimit.objects.filter(
         Q(project=project) | Q(project__isnull=True), Q(group_id__in=group_ids) | Q(group__isnull=True),
     )) if project is not None else list(RateLimit.objects.filter(project__isnull=True, group_id__in=group_ids))

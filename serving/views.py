@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 
-from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,6 +15,7 @@ from labeling.models import Project
 from labeling.templatetags.labeling_tags import render_markdown
 
 from . import engine, services
+from .database import database_sync_to_async
 from .models import ChatComparison, Conversation, Message
 from .services import ServingError
 from .upstream import UpstreamUnavailable
@@ -193,7 +193,7 @@ async def stream(request, pk):
 
     async def events():
         try:
-            plan = await sync_to_async(_start)(user, pk)
+            plan = await database_sync_to_async(_start)(user, pk)
         except ServingError as error:
             yield _event("done", {"status": "refused", "message": error.message})
             return
@@ -203,7 +203,7 @@ async def stream(request, pk):
             yield _event("done", {"status": "error", "message": str(error)})
             return
         except (asyncio.CancelledError, GeneratorExit):  # gone before the upstream answered
-            await asyncio.shield(sync_to_async(services.fail_message)(pk, Message.Status.INCOMPLETE, ""))
+            await asyncio.shield(database_sync_to_async(services.fail_message)(pk, Message.Status.INCOMPLETE, ""))
             raise
         outcome = services.Outcome(choices=[])
         yield _event("start", {})

@@ -25,9 +25,11 @@ LORA = {
     "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
 }
 
-# 256 pairs: what fits in about 30 minutes here (256 pairs, 32 steps: 33.5 min of training); 600
-# pairs would take ~40 min at 32 s/step (run stopped at step 4).
-REWARD_TRAIN_PAIRS_CPU = 256
+# 640 pairs (80 steps): on a quiet 2-core box (2026-12-03) a step of 8 pairs takes 10.9 s, and
+# bench/rm_accuracy.py took 21.2 minutes in all: held-out 0.542 [0.498, 0.585] on 500 pairs (mixed
+# subsets, hash order). Its lower bound is NOT yet above 0.5; the 776 training pairs that fit
+# max_length 128 would take ~26 minutes. (On a loaded box: 256 pairs, 32 steps, 33.5 minutes.)
+REWARD_TRAIN_PAIRS_CPU = 640
 REWARD = {
     **LORA,
     # 3e-4 (LoRA), 256 HH pairs, 1 epoch (33.5 min): held-out 0.500 [0.456, 0.544] on 500 pairs (eval_loss
