@@ -16,8 +16,8 @@ from asgiref.wsgi import WsgiToAsgi, WsgiToAsgiInstance
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rankloop.settings")
 
+import django  # noqa: E402
 from django.conf import settings  # noqa: E402
-from django.core.asgi import get_asgi_application  # noqa: E402
 from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
@@ -44,7 +44,7 @@ class _StreamHandler(ASGIHandler):
             super().load_middleware(is_async)
 
 
-get_asgi_application()  # django.setup()
+django.setup(set_prefix=False)  # what get_asgi_application does before it builds its handler
 django_asgi = _StreamHandler()
 django_wsgi = get_wsgi_application()
 
