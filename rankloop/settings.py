@@ -275,7 +275,7 @@ CELERY_BEAT_SCHEDULE = {
 # Training runs beat every RLHF_HEARTBEAT_S; the reaper fails a run silent for RLHF_HEARTBEAT_TIMEOUT_S.
 RLHF_HEARTBEAT_S = float(os.environ.get("RLHF_HEARTBEAT_S", "10"))
 RLHF_HEARTBEAT_TIMEOUT_S = int(os.environ.get("RLHF_HEARTBEAT_TIMEOUT_S", "120"))
-RLHF_TORCH_THREADS = int(os.environ.get("RLHF_TORCH_THREADS", "0"))  # 0: torch's default
+RLHF_TORCH_THREADS = int(os.environ.get("RLHF_TORCH_THREADS", "0"))  # 0: the cores, shared by processes
 # A run that succeeds deletes its intermediate checkpoints (its model version is saved apart).
 RLHF_KEEP_CHECKPOINTS = env_bool("RLHF_KEEP_CHECKPOINTS", default=False)
 # Each stage runs as `accelerate launch` of its script (rlhf/launcher.py); a cancel sends SIGTERM

@@ -219,6 +219,8 @@ def command_line(script: str, config_path: Path, launch: Launch, *, several_proc
             and not config_file and launch.mixed_precision == "no"):
         return [sys.executable, *script_args]  # the same run without accelerate's own start (~7 s of CPU)
     command = [str(Path(sys.executable).with_name("accelerate")), "launch", "--quiet"]
+    if not launch.gpus:
+        command += ["--num_cpu_threads_per_process", str(cpu_threads_per_process(launch.processes))]
     if config_file:
         command += ["--config_file", str(round_config.resolve_config_file(config_file))]
     elif launch.total > 1:
@@ -234,6 +236,16 @@ def command_line(script: str, config_path: Path, launch: Launch, *, several_proc
     if not config_file:
         command += ["--dynamo_backend", "no"]
     return command + script_args
+
+
+def cpu_threads_per_process(processes: int) -> int:
+    """Torch threads of each CPU process: RLHF_TORCH_THREADS, else this worker's cores shared out.
+    Said explicitly because accelerate launch, unless told, sets OMP_NUM_THREADS=1 for a CPU
+    process started without its --cpu flag: a stage then trained on one core (measured: the
+    reward stage's step of 8 pairs took 14.6 s on one of this 2-core box's cores)."""
+    if getattr(settings, "RLHF_TORCH_THREADS", 0):
+        return settings.RLHF_TORCH_THREADS
+    return max(1, len(os.sched_getaffinity(0)) // max(processes, 1))
 
 
 def child_env() -> dict:

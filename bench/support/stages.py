@@ -122,12 +122,14 @@ def launch(script: str, config: dict, folder: Path, *, processes: int = 1, threa
     config.setdefault("progress_file", str(folder / "progress.jsonl"))
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     target = [str(ROOT / "rlhf" / "training" / f"{script}.py"), "--config", str(folder / "config.yaml")]
+    # accelerate launch gives a CPU process one thread unless told (rlhf/launcher.py says the same)
+    cores = ["--num_cpu_threads_per_process", str(threads or max(1, len(os.sched_getaffinity(0)) // processes))]
     if script == "evaluate":
         command = [sys.executable, *target]
     elif processes == 1:
-        command = [ACCELERATE, "launch", "--quiet", "--num_processes", "1", *target]
+        command = [ACCELERATE, "launch", "--quiet", *cores, "--num_processes", "1", *target]
     else:
-        command = [ACCELERATE, "launch", "--quiet", "--multi_gpu", "--num_processes", str(processes),
+        command = [ACCELERATE, "launch", "--quiet", *cores, "--multi_gpu", "--num_processes", str(processes),
                    "--main_process_port", str(free_port()), *target]
     if nice:
         command = ["nice", "-n", str(nice), *command]

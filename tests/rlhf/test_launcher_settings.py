@@ -1,5 +1,7 @@
 """Launcher settings (accelerate's): the project's, overridden by the round's, checked with a
 clear refusal; the command line they give; config files only from the configured folder."""
+import os
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -24,10 +26,13 @@ def command(settings_values, gpus, monkeypatch, tmp_path, *, several=True):
     return " ".join(line[1:])
 
 
+CORES = len(os.sched_getaffinity(0))
+
+
 def test_the_defaults_are_one_process_on_a_cpu_and_every_gpu_otherwise(monkeypatch, tmp_path):
     assert command({}, 0, monkeypatch, tmp_path).startswith(
-        "launch --quiet --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no "
-        "rlhf/training/dpo.py --config")
+        f"launch --quiet --num_cpu_threads_per_process {CORES} --num_processes 1 --num_machines 1 "
+        "--mixed_precision no --dynamo_backend no rlhf/training/dpo.py --config")
     four = command({}, 4, monkeypatch, tmp_path)
     assert four.startswith("launch --quiet --multi_gpu --num_processes 4 --num_machines 1 --main_process_port ")
     assert "--mixed_precision bf16" in four
@@ -37,7 +42,17 @@ def test_the_defaults_are_one_process_on_a_cpu_and_every_gpu_otherwise(monkeypat
 def test_one_process_may_start_with_plain_python(monkeypatch, tmp_path, settings):
     settings.RLHF_SINGLE_PROCESS_RUNNER = "python"
     assert command({}, 0, monkeypatch, tmp_path).startswith("rlhf/training/dpo.py --config")
-    assert "launch --quiet --multi_gpu --num_processes 2" in command({"num_processes": 2}, 0, monkeypatch, tmp_path)
+    assert "--multi_gpu --num_processes 2" in command({"num_processes": 2}, 0, monkeypatch, tmp_path)
+
+
+def test_a_cpu_process_gets_the_cores_not_accelerates_one_thread(monkeypatch, tmp_path, settings):
+    """accelerate launch sets OMP_NUM_THREADS=1 for a CPU process unless told: every core is said,
+    shared out between the processes, or RLHF_TORCH_THREADS."""
+    two = command({"num_processes": 2}, 0, monkeypatch, tmp_path)
+    assert f"--num_cpu_threads_per_process {max(1, CORES // 2)} --multi_gpu --num_processes 2" in two
+    assert "--num_cpu_threads_per_process" not in command({}, 2, monkeypatch, tmp_path)  # GPUs: torchrun's own
+    settings.RLHF_TORCH_THREADS = 3
+    assert "--num_cpu_threads_per_process 3 " in command({}, 0, monkeypatch, tmp_path)
 
 
 def test_two_processes_on_a_cpu_and_two_machines(monkeypatch, tmp_path):
