@@ -20,20 +20,6 @@ from .submission import text_problem
 from .templatetags.labeling_tags import plain_text
 
 
-def labeling_errors(view):
-    """A LabelingError becomes its status with its message: a fragment for htmx, a page otherwise."""
-
-    @functools.wraps(view)
-    def wrapped(request, *args, **kwargs):
-        try:
-            return view(request, *args, **kwargs)
-        except LabelingError as exc:
-            template = "labeling/_error.html" if request.htmx else "labeling/error.html"
-            return render(request, template, {"message": exc.message, "errors": exc.errors}, status=exc.status)
-
-    return wrapped
-
-
 def staff_required(view):
     @functools.wraps(view)
     @login_required
@@ -82,7 +68,6 @@ def _task_context(request, project, assignment):
 
 @login_required
 @require_GET
-@labeling_errors
 def annotate(request, slug):
     project = _member_project(request, slug)
     assignment = assign_next(project, request.user)
@@ -112,7 +97,6 @@ def _next_task(request, project, notice):
 
 @login_required
 @require_POST
-@labeling_errors
 def submit(request, slug, assignment_id):
     _project_assignment(slug, assignment_id)
     annotation = submit_annotation(assignment_id, request.user, forms.submission_payload(request.POST))
@@ -122,7 +106,6 @@ def submit(request, slug, assignment_id):
 
 @login_required
 @require_POST
-@labeling_errors
 def skip(request, slug, assignment_id):
     _project_assignment(slug, assignment_id)
     assignment = skip_task(assignment_id, request.user)
@@ -250,7 +233,6 @@ def _verdicts(item, letter_of):
 
 @login_required
 @require_GET
-@labeling_errors
 def review_next(request, slug):
     project = get_object_or_404(Project, slug=slug)
     item = review.next_item(project, request.user)
@@ -266,7 +248,6 @@ def review_next(request, slug):
 
 @login_required
 @require_POST
-@labeling_errors
 def review_decide(request, slug, item_id):
     project = get_object_or_404(Project, slug=slug)
     item = get_object_or_404(ReviewItem, pk=item_id, project=project)
@@ -281,7 +262,6 @@ def review_decide(request, slug, item_id):
 
 @login_required
 @require_POST
-@labeling_errors
 def preview(request, slug):
     """A demonstration's markdown as the page will show it (sanitized), for the Preview button."""
     _member_project(request, slug)

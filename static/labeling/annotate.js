@@ -211,7 +211,8 @@
     if (xhr.status < 400 || xhr.status >= 500 || !slot) return;
     e.preventDefault();
     e.stopPropagation();
-    if (xhr.responseText.indexOf('<div id="task-error"') === 0) slot.outerHTML = xhr.responseText;
+    var refusal = new DOMParser().parseFromString(xhr.responseText, "text/html").querySelector("[data-refusal]");
+    if (refusal) slot.replaceChildren.apply(slot, Array.prototype.slice.call(refusal.childNodes));
     else slot.textContent = "Refused (" + xhr.status + "); nothing was saved. Reload the page to continue.";
   });
   // A lapsed session answers with the login page: go there rather than swap it in.
