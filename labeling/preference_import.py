@@ -41,6 +41,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from . import sql
+from .actions.candidates import moderated
 from .errors import Conflict, LabelingError
 from .importing import (
     BATCH_SIZE,
@@ -432,7 +433,7 @@ def write_pair_rows(project: Project, rows: list[PairRow], *, source: str) -> Pr
             new_rows = [r for r in rows if r.key not in known]
             report.pairs_skipped_existing = len(rows) - len(new_rows)
             prompts, matched = _prompts(project, new_rows, report)
-            answers = _candidates(new_rows, prompts, matched, source, report)
+            answers = _candidates(project, new_rows, prompts, matched, source, report)
             pairs = []
             for row in new_rows:
                 prompt_id, split = prompts[_hash(row.messages)]
@@ -508,7 +509,7 @@ def _prompts(project, rows, report) -> tuple[dict, set]:
     return found, {prompt_id for prompt_id, _ in matched}
 
 
-def _candidates(rows, prompts, matched, source, report) -> dict:
+def _candidates(project, rows, prompts, matched, source, report) -> dict:
     """{(prompt id, text): candidate id}: an answer the prompt already has (same text; only the
     `matched` prompts, which existed before this import, can have one), else a new external candidate."""
     needed = {}
@@ -524,7 +525,7 @@ def _candidates(rows, prompts, matched, source, report) -> dict:
                 needed[(prompt_id, text)] = cid
     new = [Candidate(prompt_id=prompt_id, text=text, external_source=source)
            for (prompt_id, text), cid in needed.items() if cid is None]
-    _create(new)
+    _create(moderated(project, new))  # flagged like every other answer (the pairs still train: they are labelled)
     for candidate in new:
         needed[(candidate.prompt_id, candidate.text)] = candidate.pk
     report.candidates_created = len(new)

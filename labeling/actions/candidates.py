@@ -12,10 +12,16 @@ def add_candidates(project: Project, candidates: list[Candidate]) -> list[Candid
     """Write these new candidates of the project's prompts, each moderated first (the project's
     rules, labeling.moderation; the verdict is stored on it): the one way a candidate is created,
     so a generated, imported or added answer is flagged alike."""
+    return Candidate.objects.bulk_create(moderated(project, candidates), batch_size=BATCH_SIZE)
+
+
+def moderated(project: Project, candidates: list[Candidate]) -> list[Candidate]:
+    """The candidates with the project's moderation verdict set on each (not yet written): for a
+    writer that inserts them its own way (a preference file's answers go in by COPY)."""
     for candidate in candidates:
         verdict = moderation.moderate(project, candidate.text)
         candidate.moderation, candidate.is_flagged = verdict, verdict["flagged"]
-    return Candidate.objects.bulk_create(candidates, batch_size=BATCH_SIZE)
+    return candidates
 
 
 def add_candidate(prompt: Prompt, text: str, *, external_source="", external_id="") -> Candidate:

@@ -120,3 +120,15 @@ def test_pairs_api_shows_and_filters_the_source(admin_api, project):
     rows = admin_api.get("/api/v1/pairs/", {"source": "import:public"}).json()["results"]
     assert [(r["source"], r["external_id"], r["task"]) for r in rows] == [("import:public", "p1", None)]
     assert admin_api.get("/api/v1/pairs/", {"source": "labels"}).json()["results"] == []
+
+
+def test_imported_answers_are_moderated_like_every_other(admin_api, project):
+    """A preference file's answers get the project's moderation verdict, as generated ones do."""
+    project.moderation_blocklist = ["darn"]
+    project.save()
+    body = jsonl({"prompt": "Mood?", "chosen": "Fine, thanks.", "rejected": "Darn awful."})
+    response = post(admin_api, project, body)
+    assert response.status_code == 201, response.content
+    flagged = {c.text: c for c in Candidate.objects.filter(prompt__project=project)}
+    assert flagged["Darn awful."].is_flagged and not flagged["Fine, thanks."].is_flagged
+    assert flagged["Darn awful."].moderation["filters"]["rules"]["reasons"] == ["blocklisted: darn"]
