@@ -3,9 +3,13 @@ the throttles and the mapping of errors to HTTP answers (RankloopError and the d
 refusals; rankloop.middleware maps the same for pages)."""
 import hashlib
 import logging
+import threading
 
 from django.contrib.auth import get_user_model
+from django.core.cache import caches
+from django.core.signals import setting_changed
 from django.db import DataError, IntegrityError, OperationalError
+from django.dispatch import receiver
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions, permissions, renderers
 from rest_framework.authtoken.models import Token
@@ -73,6 +77,31 @@ def client_address(request):
     return BaseThrottle().get_ident(request)
 
 
+_counts_cache = None
+_counts_cache_lock = threading.Lock()
+
+
+def counts_cache():
+    """One client of the default cache per process for the rate-limit counts. DRF's throttles use
+    `django.core.cache.cache`, which is per request context: under the async views (/v1/) each
+    request built a new client (diskcache opened its SQLite shards again, about 6 ms of the time to
+    first token in bench/serve.py; Redis would open a new connection). Both backends are
+    thread-safe; made on first use, so after a server forks its workers."""
+    global _counts_cache
+    if _counts_cache is None:
+        with _counts_cache_lock:
+            if _counts_cache is None:
+                _counts_cache = caches.create_connection("default")
+    return _counts_cache
+
+
+@receiver(setting_changed)
+def _forget_counts_cache(setting, **kwargs):
+    global _counts_cache
+    if setting == "CACHES":  # a test's override_settings(CACHES=...) gets a client of its own cache
+        _counts_cache = None
+
+
 class SlidingWindowThrottle(SimpleRateThrottle):
     """At most `rate` requests in ANY window of the rate's length, not only in each fixed window
     (a fixed window lets twice the rate through around its edge). Each identity counts its
@@ -86,6 +115,7 @@ class SlidingWindowThrottle(SimpleRateThrottle):
     waits for Retry-After gets back in."""
 
     sub_windows = 10
+    cache = property(lambda self: counts_cache())
 
     def allow_request(self, request, view):
         try:

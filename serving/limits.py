@@ -7,34 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
 from dataclasses import dataclass, field
 
-from django.core.cache import caches
-
 from rankloop.api_common import SlidingWindowThrottle
-
-_counts_cache = None
-_counts_cache_lock = threading.Lock()
-
-
-def counts_cache():
-    """One client of the default cache per process for the counts. DRF's throttles use
-    `django.core.cache.cache`, which is per request context: under the async views each request
-    built a new client (diskcache opened its SQLite shards again, about 6 ms of the time to first
-    token in bench/serve.py; Redis would open a new connection). Both backends are thread-safe."""
-    global _counts_cache
-    if _counts_cache is None:
-        with _counts_cache_lock:
-            if _counts_cache is None:
-                _counts_cache = caches.create_connection("default")
-    return _counts_cache
 
 
 class Window(SlidingWindowThrottle):
     """One sliding counter under `key`, of `limit` per `period` ("min" or "day")."""
-
-    cache = property(lambda self: counts_cache())
 
     def __init__(self, key: str, limit: int, period: str):
         self.rate = f"{limit}/{period}"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from rest_framework.throttling import SimpleRateThrottle
 
+from rankloop import api_common
 from tests.support.api import token_client
 
 pytestmark = pytest.mark.django_db
@@ -159,7 +160,7 @@ class BrokenCache:
 
 def test_a_failing_counts_cache_lets_the_request_through_and_logs_it(annotator, rates, monkeypatch, caplog):
     rates(token="10/min")
-    monkeypatch.setattr(SimpleRateThrottle, "cache", BrokenCache())
+    monkeypatch.setattr(api_common, "counts_cache", BrokenCache)  # the throttles' one client per process
     response = token_client(annotator).get("/api/v1/assignments/")
     assert response.status_code == 200
     assert "rate-limit counts unavailable" in caplog.text
