@@ -58,6 +58,9 @@ def main():
     cuda = options.device == "cuda"
 
     config = dict(defaults.REWARD_GPU if cuda else defaults.REWARD)
+    # by epochs over the pairs chosen here (the CPU default's step cap is one pass over its
+    # REWARD_TRAIN_PAIRS_CPU pairs, so the default run is the same either way)
+    config["max_steps"] = -1
     train_pairs = options.train_pairs if options.train_pairs is not None else (
         0 if cuda else defaults.REWARD_TRAIN_PAIRS_CPU)
     heldout_pairs = 0 if cuda and options.heldout_pairs == 500 else options.heldout_pairs

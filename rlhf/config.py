@@ -14,27 +14,39 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .algorithms import Algorithm
+from .training import defaults as measured  # pure data: no torch import
 
+
+def _round_settings(stage_defaults: dict, **changes) -> dict:
+    """A stage script's measured defaults (rlhf/training/defaults.py) as a round's settings: LoRA
+    as rankloop's own knobs (the launcher targets all linear layers, the same projections), and the
+    platform's logging (every step, for the charts) and PPO sample generations (none) instead of
+    the scripts'."""
+    values = {k: v for k, v in stage_defaults.items()
+              if k not in {"use_peft", "lora_target_modules", "logging_steps", "num_sample_generations"}}
+    if "use_peft" in stage_defaults:
+        values["lora"] = stage_defaults["use_peft"]
+    return {**values, **changes}
+
+
+# A round's defaults, sized for the default model on a CPU: the values (and the measurements behind
+# each) are rlhf/training/defaults.py's, which bench/rm_accuracy.py and bench/loop_gain.py run with.
 DEFAULTS = {
     "seed": 0,
-    "reward": {"num_train_epochs": 1, "per_device_train_batch_size": 4, "learning_rate": 1e-5,
-               "max_length": 512, "lora": False, "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0,
-               "use_margin": False},
-    "ppo": {"num_train_epochs": 1, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1,
-            "num_mini_batches": 1, "num_ppo_epochs": 1, "local_rollout_forward_batch_size": 2,
-            "response_length": 32, "learning_rate": 3e-6, "kl_coef": 0.05, "missing_eos_penalty": 1.0,
-            "stop_token": "eos", "max_prompt_length": 256},
-    "grpo": {"num_train_epochs": 1, "per_device_train_batch_size": 2, "num_generations": 2,
-             "max_completion_length": 32, "learning_rate": 1e-6, "beta": 0.04},
-    "rloo": {"num_train_epochs": 1, "per_device_train_batch_size": 2, "num_generations": 2,
-             "max_completion_length": 32, "learning_rate": 1e-6, "beta": 0.05},
-    "dpo": {"num_train_epochs": 1, "per_device_train_batch_size": 2, "learning_rate": 5e-7, "beta": 0.1,
-            "max_length": 512},
+    "reward": _round_settings(measured.REWARD, use_margin=False),
+    "ppo": _round_settings(measured.PPO, max_prompt_length=256),
+    "grpo": _round_settings(measured.GRPO),
+    # RLOO is GRPO's sampling loop with another advantage; not measured on its own, so GRPO's values
+    # with RLOO's own KL default.
+    "rloo": _round_settings(measured.GRPO, beta=0.05),
+    "dpo": _round_settings(measured.DPO),
     "sft": {"enabled": False, "num_train_epochs": 1, "per_device_train_batch_size": 2, "learning_rate": 1e-5,
             "max_length": 512},
     # Issue 10: enough held-out prompts to detect a change (all of them up to the cap), several
     # samples each; every held-out pair for the reward model's accuracy (up to max_pairs).
-    "eval": {"prompts": 64, "samples_per_prompt": 4, "max_new_tokens": 32, "max_pairs": 2000, "temperature": 1.0},
+    "eval": {"prompts": measured.EVALUATE["max_prompts"], "samples_per_prompt": measured.EVALUATE["samples_per_prompt"],
+             "max_new_tokens": measured.EVALUATE["max_new_tokens"], "max_pairs": 2000,
+             "temperature": measured.EVALUATE["temperature"]},
 }
 # What every TRL config gets on top (the CPU-safe settings the project's guide asks for).
 COMMON_TRAINER_ARGS = {
@@ -132,6 +144,7 @@ TRAINING = {
     "num_train_epochs": _num(0.0, 1000, low_open=True),
     "max_steps": _int(1, 10_000_000, minus_one=True),
     "per_device_train_batch_size": _int(1, 4096),
+    "per_device_eval_batch_size": _int(1, 4096),
     "gradient_accumulation_steps": _int(1, 4096),
     "warmup_steps": _num(0.0),  # below 1: a share of the steps
     "lr_scheduler_type": CHOICE(choices=("linear", "cosine", "cosine_with_restarts", "polynomial", "constant",

@@ -91,6 +91,7 @@ class EvaluationReport:
     has_judge: bool
     disagreements: list[Disagreement] = field(default_factory=list)
     verdicts_differ: bool = False
+    on_training_prompts: bool = False  # the project had no held-out prompts (rlhf.launcher.plan_evaluation)
 
     @property
     def too_few_prompts(self) -> bool:
@@ -139,4 +140,5 @@ def report(metrics: dict) -> EvaluationReport | None:
         eval_prompts=int(_lookup(evaluation, "figures.eval_prompts") or len(evaluation.get("per_prompt") or [])),
         samples_per_prompt=_lookup(evaluation, "settings.samples_per_prompt"), has_judge=isinstance(judge, dict),
         disagreements=disagreements,
-        verdicts_differ=isinstance(judge, dict) and rm_verdict is not None and judge_verdict != rm_verdict)
+        verdicts_differ=isinstance(judge, dict) and rm_verdict is not None and judge_verdict != rm_verdict,
+        on_training_prompts=metrics.get("eval_split") == "train")

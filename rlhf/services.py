@@ -747,6 +747,32 @@ def metrics_table(round: Round) -> list[tuple[str, str]]:
             if not isinstance(value, (dict, list))]
 
 
+def settings_used(round: Round) -> list[dict]:
+    """Per run of the round, the settings it trained with (recorded at launch: the defaults of
+    rlhf/config.py overlaid with the round's own), each marked "round" when the round set it,
+    and the command line it ran."""
+    rows = []
+    for run in round.runs.order_by("pk"):
+        section = "policy" if run.kind in Round.Algorithm.values else run.kind
+        own = {**round.hyperparameters.get(section, {}), **(
+            {"seed": round.hyperparameters["seed"]} if "seed" in round.hyperparameters else {})}
+        rows.append({"run": run, "command": run.command, "settings": [
+            (name, shown_setting(value), "round" if name in own else "default")
+            for name, value in sorted(run.config.items())]})
+    return rows
+
+
+def shown_setting(value) -> str:
+    """A setting as the round page shows it: numbers as given (1e-4, not 0.0001), lists joined."""
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "—"}[value]
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
 CHARTS = [("loss", "Loss"), ("reward", "Reward"), ("kl", "KL"), ("accuracy", "Accuracy")]
 
 

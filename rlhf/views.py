@@ -110,6 +110,7 @@ def round_detail(request, round_id):
     versions = [v for v in (round.reward_model, round.policy_out) if v is not None]
     return render(request, "rlhf/round_detail.html", {
         **_progress_context(round), "versions": versions, "metrics": services.metrics_table(round),
+        "settings_used": services.settings_used(round),
         "evaluation": evaluation.report(round.metrics),
         "charts": services.charts(round),
         "lineage": round.policy_out.lineage() if round.policy_out else [],

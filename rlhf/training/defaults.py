@@ -25,31 +25,33 @@ LORA = {
     "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
 }
 
-# 640 pairs (80 steps): on a quiet 2-core box (2026-12-03) a step of 8 pairs takes 10.9 s, and
-# bench/rm_accuracy.py took 21.2 minutes in all: held-out 0.542 [0.498, 0.585] on 500 pairs (mixed
-# subsets, hash order). Its lower bound is NOT yet above 0.5; the 776 training pairs that fit
-# max_length 128 would take ~26 minutes. (On a loaded box: 256 pairs, 32 steps, 33.5 minutes.)
-REWARD_TRAIN_PAIRS_CPU = 640
+# Measured 2026-12-03 on a quiet 2-core box (nothing else running), bench/rm_accuracy.py with
+# --train-pairs 0 --heldout-pairs 0: the 769 training-side pairs that fit max_length 128, one epoch
+# (97 steps of 8 pairs, ~8.9 s a step on both cores), scored on all 534 held-out pairs (other
+# prompts, never trained on):
+#   learning rate 3e-4: 0.539 [0.497, 0.581], 19.4 minutes in all (train loss 0.68: barely fit);
+#   learning rate 1e-3: 0.560 [0.518, 0.602], 18.9 minutes in all: the lower bound clears 0.5.
+# (Earlier, on one core: 640 pairs at 3e-4 gave 0.542 [0.498, 0.585] in 21.2 minutes.) Two rates
+# were tried on the same held-out pairs, so the 1e-3 figure is the better of two, one seed each.
+REWARD_TRAIN_PAIRS_CPU = 768
 REWARD = {
     **LORA,
-    # 3e-4 (LoRA), 256 HH pairs, 1 epoch (33.5 min): held-out 0.500 [0.456, 0.544] on 500 pairs (eval_loss
-    # 0.722), but those 256 pairs were all harmless-base (the file is sorted by subset; the benches now
-    # take a hash order) while the held-out pairs were 218 harmless / 282 helpful: on the first 120
-    # held-out pairs, all harmless-base, the same model scores 0.633 [0.544, 0.714]. It learns; the
-    # lower bound > 0.5 on 500 mixed pairs with mixed training pairs is NOT yet measured.
-    "learning_rate": 3e-4,
-    "num_train_epochs": 1,  # one pass over more pairs beats epochs over fewer at equal CPU time (the cost is per pair)
+    "learning_rate": 1e-3,  # LoRA (r 16, alpha 32) on the 135M policy; see the two runs above
+    # One pass over up to 768 pairs, capped by steps so that a round on a big import (the 6,267 HH
+    # pairs) still ends in ~15 minutes on a CPU; fewer pairs than that train for more epochs in the
+    # same budget (Trainer's max_steps), as a labels-only demo project needs.
+    "num_train_epochs": 1,
+    "max_steps": REWARD_TRAIN_PAIRS_CPU // 8,
     "per_device_train_batch_size": 8,
     "per_device_eval_batch_size": 16,
-    # 128: 1,303 of the 6,267 HH pairs fit (256: 3,540; 512: 5,693); at 256 a step of 8 pairs took
-    # the same ~32 s here (300 pairs: 38 steps, ~20 min), so 128 only buys more pairs per minute
-    # when the box is less loaded; the GPU default uses 512.
+    # 128: 1,303 of the 6,267 HH pairs fit (256: 3,540; 512: 5,693); longer pairs cost more per step
+    # and TRL's RewardTrainer leaves out what does not fit; the GPU default uses 512.
     "max_length": 128,
     "lr_scheduler_type": "linear",
-    "warmup_steps": 0,  # runs of 4 to 40 steps: a warm-up of 5 would eat most of the shortest
+    "warmup_steps": 0,  # runs of 4 to 100 steps: a warm-up of 5 would eat most of the shortest
     "logging_steps": 5,
 }
-REWARD_GPU = {**REWARD, "max_length": 512}
+REWARD_GPU = {**REWARD, "max_length": 512, "max_steps": -1}  # every pair, one epoch
 
 DPO = {
     **LORA,
@@ -60,13 +62,16 @@ DPO = {
     "learning_rate": 1e-4,
     "beta": 0.1,  # TRL's default
     "num_train_epochs": 1,
+    # a CPU budget, as the reward stage's: 20 steps of 8 pairs is bench/loop_gain.py's round (160 pairs,
+    # one pass); a big import trains on 160 of its pairs, a small project for more epochs.
+    "max_steps": 20,
     "per_device_train_batch_size": 8,
     "max_length": 256,
     "lr_scheduler_type": "linear",
     "warmup_steps": 0,
     "logging_steps": 5,
 }
-DPO_GPU = {**DPO, "max_length": 512}
+DPO_GPU = {**DPO, "max_length": 512, "max_steps": -1}  # every pair, one epoch
 
 GRPO = {
     **LORA,

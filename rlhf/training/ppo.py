@@ -48,6 +48,25 @@ def tokenized_prompts(path, training_args, tokenizer, max_prompt_length: int):
         return dataset.map(tokenize, remove_columns=dataset.column_names)
 
 
+def fit_batch_to_prompts(training_args, prompts: int, processes: int) -> None:
+    """TRL's PPOTrainer drops an incomplete batch and then cycles its dataloader forever: with fewer
+    prompts than one step takes (per-device batch x accumulation x processes) the run would hang,
+    not fail. A smaller project gets a smaller step, said on stderr; none at all, a clear error."""
+    per_step = training_args.gradient_accumulation_steps * processes
+    per_device = prompts // per_step
+    if per_device < 1:
+        raise ValueError(f"PPO needs at least {per_step} training prompts for one step "
+                         f"(gradient_accumulation_steps x processes); there are {prompts}")
+    if per_device >= training_args.per_device_train_batch_size:
+        return
+    print(f"ppo: {prompts} training prompts, fewer than a step of {training_args.per_device_train_batch_size} per "
+          f"process: per_device_train_batch_size {per_device}", file=sys.stderr)
+    training_args.per_device_train_batch_size = per_device
+    training_args.local_rollout_forward_batch_size = min(training_args.local_rollout_forward_batch_size, per_device)
+    if per_device % training_args.num_mini_batches:
+        training_args.num_mini_batches = 1
+
+
 def main(script_args, training_args, model_args):
     import dataclasses
 
@@ -63,6 +82,8 @@ def main(script_args, training_args, model_args):
     training_args.sft_model_path = path  # the policy starts here (PPOConfig's own field, for the record)
     tokenizer = common.load_tokenizer(path, padding_side="left")  # right padding corrupts the rollouts
     train = tokenized_prompts(script_args.train_file, training_args, tokenizer, script_args.max_prompt_length)
+
+    fit_batch_to_prompts(training_args, len(train), common.process_state(training_args).num_processes)
 
     init = common.model_init_kwargs(model_args, training_args)
     reward_model = AutoModelForSequenceClassification.from_pretrained(training_args.reward_model_path, num_labels=1,

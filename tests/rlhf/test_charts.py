@@ -17,8 +17,8 @@ def chart_note(client, round, group):
 
 @pytest.mark.parametrize("algorithm, hyperparameters, says", [
     ("dpo", {}, "DPO logs no KL while it trains"),
-    ("grpo", {"policy": {"beta": 0.0}}, "GRPO logs kl only when beta > 0 (this round: beta 0.0)"),
-    ("grpo", {}, ""),  # the default beta logs kl
+    ("grpo", {}, "GRPO logs kl only when beta > 0 (this round: beta 0.0)"),  # the default: no reference model
+    ("grpo", {"policy": {"beta": 0.04}}, ""),
     ("ppo", {}, ""),
 ])
 def test_the_kl_chart_says_why_it_is_empty(client, admin_user, project_with_policy, algorithm, hyperparameters,

@@ -3,6 +3,7 @@
 (the model version's artifact stays) unless RLHF_KEEP_CHECKPOINTS, kept when it fails (for the
 retry to resume from), and a script that crashes fails its run with the crash's last lines."""
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -72,8 +73,10 @@ def test_a_run_that_succeeds_leaves_its_files_to_rerun_it_by_hand(reward_run, se
     rows = [json.loads(line) for line in (folder / "train.jsonl").read_text().splitlines()]
     assert len(rows) == version.metrics["pairs_train"] and {"prompt", "chosen", "rejected"} <= set(rows[0])
     assert json.loads((folder / "launcher.json").read_text())["num_processes_per_machine"] == 1
-    assert ("accelerate launch --quiet --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no "
-            f"rlhf/training/reward.py --config {folder / 'config.yaml'}") in reward_run.command
+    cores = len(os.sched_getaffinity(0))
+    assert (f"accelerate launch --quiet --num_cpu_threads_per_process {cores} --num_processes 1 --num_machines 1 "
+            f"--mixed_precision no --dynamo_backend no rlhf/training/reward.py --config {folder / 'config.yaml'}"
+            ) in reward_run.command
     assert reward_run.command in (folder / "command.sh").read_text()
 
     # A user reruns the stage by hand with the recorded files and gets a model again.

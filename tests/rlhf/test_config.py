@@ -6,6 +6,7 @@ import pytest
 
 from rlhf import config, services
 from rlhf.models import Round
+from rlhf.training import defaults
 
 
 def refused(algorithm, hyperparameters):
@@ -134,3 +135,21 @@ def test_every_allowed_key_is_a_field_of_the_installed_trl_config():
                 default = config.DEFAULTS[stage][name]
             if default is not None:
                 knob.check(f"{stage}.{name}", default)  # TRL's (or our) default passes our own check
+
+
+def test_every_default_is_a_setting_a_round_may_set():
+    """The round defaults come from rlhf/training/defaults.py (the measured ones): each must be on
+    its stage's allow-list and pass its check, or a round launched without settings would fail."""
+    for stage, values in config.DEFAULTS.items():
+        if stage == "seed":
+            continue
+        for name, value in values.items():
+            assert name in config.ALLOWED[stage], f"{stage}.{name}"
+            config.ALLOWED[stage][name].check(f"{stage}.{name}", value)
+
+
+def test_the_round_defaults_are_the_measured_ones():
+    """LoRA and LoRA's learning rates by default (issue 10: 5e-7 full-weight DPO did not move the policy)."""
+    assert config.DEFAULTS["dpo"]["lora"] and config.DEFAULTS["dpo"]["learning_rate"] == defaults.DPO["learning_rate"]
+    assert config.DEFAULTS["reward"]["max_length"] == defaults.REWARD["max_length"]
+    assert config.model_config(config.DEFAULTS["grpo"])["use_peft"] is True

@@ -88,6 +88,18 @@ def test_too_few_held_out_prompts_are_said(staff_client, project_with_policy):
     assert re.search(r"Measured on 3 held-out prompts, fewer than the 64", html)
 
 
+def test_an_evaluation_on_training_prompts_says_so(staff_client, project_with_policy):
+    """With no held-out prompts the evaluation falls back to the training prompts (eval_split
+    "train"): the page must not let that pass for a held-out figure."""
+    ev = evaluation(CLEAR_GAIN)
+    round = Round.objects.create(project=project_with_policy, number=1, algorithm="dpo", state=Round.State.EVALUATED,
+                                 metrics={"evaluation": ev, "eval_split": "train"})
+    assert 'id="training-prompts"' in round_page(staff_client, round)
+    round.metrics["eval_split"] = "heldout"
+    round.save()
+    assert 'id="training-prompts"' not in round_page(staff_client, round)
+
+
 def test_the_judge_verdict_stands_beside_the_reward_models_with_the_disagreements(staff_client, project_with_policy):
     judge = [-d for d in CLEAR_GAIN[:10]] + list(np.zeros(54) + 0.01 * rng.standard_normal(54))
     ev = evaluation(CLEAR_GAIN, judge_diffs=judge)

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.slow
 
 # The tiny model is a random 2-layer Llama (hidden 64): LoRA on it needs a larger learning rate and
 # more passes than on SmolLM2 (the defaults' values), and its texts are short.
-TINY = {"learning_rate": 5e-3, "num_train_epochs": 2, "per_device_train_batch_size": 8, "max_length": 128,
-        "warmup_steps": 0, "logging_steps": 1}
+TINY = {"learning_rate": 5e-3, "num_train_epochs": 2, "max_steps": -1, "per_device_train_batch_size": 8,
+        "max_length": 128, "warmup_steps": 0, "logging_steps": 1}  # max_steps -1: by epochs, not the CPU step budget
 PROBE_PROMPTS = [row["prompt"] for row in synthetic.prompt_rows(8, start=9000, seed=9)]
 
 
