@@ -58,7 +58,8 @@ def test_a_refusal_in_a_page_answers_its_status_and_message(client):
 
     fragment = client.get("/test-errors/refused/", headers={"HX-Request": "true"})
     assert fragment.status_code == 409
-    assert fragment.content.decode().startswith('<div class="alert error" role="alert">This task was closed')
+    assert fragment.content.decode().startswith(
+        '<div class="alert error" role="alert" data-refusal>This task was closed')
 
 
 @ERROR_URLS
