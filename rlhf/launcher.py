@@ -43,7 +43,7 @@ from labeling.models import Prompt
 from . import config as round_config
 from . import datasets, services
 from .models import Algorithm, Round, TrainingRun
-from .training.common import last_complete_checkpoint
+from .training.common import cores_per_process, last_complete_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -239,13 +239,9 @@ def command_line(script: str, config_path: Path, launch: Launch, *, several_proc
 
 
 def cpu_threads_per_process(processes: int) -> int:
-    """Torch threads of each CPU process: RLHF_TORCH_THREADS, else this worker's cores shared out.
-    Said explicitly because accelerate launch, unless told, sets OMP_NUM_THREADS=1 for a CPU
-    process started without its --cpu flag: a stage then trained on one core (measured: the
-    reward stage's step of 8 pairs took 14.6 s on one of this 2-core box's cores)."""
-    if getattr(settings, "RLHF_TORCH_THREADS", 0):
-        return settings.RLHF_TORCH_THREADS
-    return max(1, len(os.sched_getaffinity(0)) // max(processes, 1))
+    """Torch threads of each CPU process: RLHF_TORCH_THREADS, else this worker's cores shared out
+    (training.common.cores_per_process says why accelerate must be told)."""
+    return getattr(settings, "RLHF_TORCH_THREADS", 0) or cores_per_process(processes)
 
 
 def child_env() -> dict:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from rlhf.training.common import cores_per_process
+
 from .rlhf import SHARED_DATA, read_rows
 from .server import ROOT
 
@@ -122,8 +124,8 @@ def launch(script: str, config: dict, folder: Path, *, processes: int = 1, threa
     config.setdefault("progress_file", str(folder / "progress.jsonl"))
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     target = [str(ROOT / "rlhf" / "training" / f"{script}.py"), "--config", str(folder / "config.yaml")]
-    # accelerate launch gives a CPU process one thread unless told (rlhf/launcher.py says the same)
-    cores = ["--num_cpu_threads_per_process", str(threads or max(1, len(os.sched_getaffinity(0)) // processes))]
+    # accelerate launch gives a CPU process one thread unless told, as rlhf/launcher.py tells it
+    cores = ["--num_cpu_threads_per_process", str(threads or cores_per_process(processes))]
     if script == "evaluate":
         command = [sys.executable, *target]
     elif processes == 1:
