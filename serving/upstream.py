@@ -84,7 +84,11 @@ class UpstreamStream:
 
     async def open(self):
         request = client().build_request("POST", f"{self.base_url}/chat/completions",
-                                         json={**self.body, "stream": True}, timeout=_timeout())
+                                         json={**self.body, "stream": True,
+                                               # the server's own token count: re-encoding the
+                                               # decoded text can count differently
+                                               "stream_options": {"include_usage": True}},
+                                         timeout=_timeout())
         try:
             self.response = await client().send(request, stream=True)
         except httpx.HTTPError as error:
