@@ -82,6 +82,31 @@ class RuleFilter:
         return Verdict(flagged=flagged, reasons=reasons)
 
 
+    def unfinished(self, project, text: str) -> int:
+        """How many characters at the end of a text still being written could be the start of a
+        blocklisted term (a word cut between two streamed pieces: "da" of "darn"), so that a
+        stream holds them back until the next piece says. Patterns are not covered: a regular
+        expression cannot say whether a prefix may still match."""
+        lowered, held = text.lower(), 0
+        for term in project.moderation_blocklist or []:
+            term = term.strip().lower()
+            for k in range(min(len(term), len(lowered)), held, -1):
+                at = len(lowered) - k
+                if term.startswith(lowered[at:]) and (at == 0 or not lowered[at - 1].isalnum()
+                                                      and lowered[at - 1] != "_"):
+                    held = k
+                    break
+        return held
+
+
+def unfinished(project, text: str) -> int:
+    """The characters at the end of `text` that the configured filters ask a stream to hold back
+    (the most any asks; a filter without `unfinished` asks none)."""
+    names = getattr(settings, "MODERATION_FILTERS", ["rules"])
+    return max([getattr(_FILTERS[name](), "unfinished", lambda project, text: 0)(project, text)
+                for name in names if name in _FILTERS] + [0])
+
+
 def moderate(project, text: str) -> dict:
     """The combined verdict of the configured filters, as stored on a candidate:
     {"flagged": bool, "filters": {name: {"flagged", "reasons", "score"}}}."""

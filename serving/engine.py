@@ -33,40 +33,56 @@ async def run(plan, streams, outcome):
     choices = {s.index: upstream.Choice(s.index) for s in streams}
     outcome.choices = [choices[i] for i in sorted(choices)]
     cut = set()
+    held = {i: "" for i in choices}  # text received but not yet sent: it may be the start of a flagged word
     project = plan.target.project
+    holds_back = project is not None and plan.flagged_output == "cut"
+
+    def moderated(index, text, *, final):
+        """The events for a choice whose text (sent + held + new) is now `text`."""
+        choice = choices[index]
+        hold = 0 if final or not holds_back else services.unfinished_output(plan, text)
+        confirmed = text[:len(text) - hold]
+        verdict = services.check_output(plan, confirmed) if project is not None else {"flagged": False}
+        if verdict["flagged"]:
+            outcome.output_verdicts[index] = verdict
+            if plan.flagged_output == "cut":
+                safe = services.safe_prefix(project, confirmed)
+                piece = safe[len(choice.text):] if safe.startswith(choice.text) else ""
+                if piece:
+                    choice.text += piece
+                    yield Event("delta", index, piece)
+                choice.finish_reason = "content_filter"
+                cut.add(index)
+                held[index] = ""
+                yield Event("finish", index, finish_reason="content_filter")
+                return
+        piece, held[index] = confirmed[len(choice.text):], text[len(confirmed):]
+        if piece:
+            choice.text = confirmed
+            yield Event("delta", index, piece)
+
     try:
         async with aclosing(upstream.merged(streams)) as events:
             async for event in events:
-                choice = choices[event.index]
                 if event.index in cut:
                     continue
+                choice = choices[event.index]
                 if event.kind == "delta":
                     timing.mark_token()
-                    text = choice.text + event.text
-                    verdict = services.check_output(plan, text) if project is not None else {"flagged": False}
-                    if verdict["flagged"]:
-                        outcome.output_verdicts[event.index] = verdict
-                        if plan.flagged_output == "cut":
-                            safe = services.safe_prefix(project, text)
-                            piece = safe[len(choice.text):] if safe.startswith(choice.text) else ""
-                            if piece:
-                                choice.text += piece
-                                yield Event("delta", event.index, piece)
-                            choice.finish_reason = "content_filter"
-                            cut.add(event.index)
-                            yield Event("finish", event.index, finish_reason="content_filter")
-                            if len(cut) == len(choices):
-                                break  # closing the stream stops the upstream
-                            continue
-                    choice.text = text
-                    yield event
+                    for out in moderated(event.index, choice.text + held[event.index] + event.text, final=False):
+                        yield out
+                    if len(cut) == len(choices):
+                        break  # closing the stream stops the upstream
                 else:
+                    if held[event.index]:  # the answer ended: what was held back is checked as complete
+                        for out in moderated(event.index, choice.text + held[event.index], final=True):
+                            yield out
+                        if event.index in cut:
+                            if len(cut) == len(choices):
+                                break
+                            continue
                     choice.finish_reason = event.finish_reason
                     yield event
-        for stream in streams:
-            c = choices[stream.index]
-            c.prompt_tokens = stream.choice.prompt_tokens
-            c.completion_tokens = stream.choice.completion_tokens or stream.choice.completion_tokens
     except UpstreamUnavailable as error:
         outcome.error, outcome.status_code = str(error), 503
         raise

@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
-from django.utils import timezone
 
 from labeling import moderation
-from labeling.actions.pairs import aggregate_task
-from labeling.actions.tasks import create_task
-from labeling.models import Annotation, Assignment, Candidate, ComparisonTask, Membership, Project, Prompt
+from labeling.actions.annotations import record_comparison
+from labeling.actions.prompts import add_prompt_once
+from labeling.models import Candidate, Membership, Project
 from labeling.submission import text_problem
 from models_app import loading
 from models_app.models import Deployment, ModelVersion
@@ -367,7 +366,8 @@ def _prepare(user, body, target, *, channel, token, message_id) -> Plan:
 
 def safe_prefix(project, text) -> str:
     """The longest prefix of `text`, cut at a word boundary, that the filters pass (a prefix
-    of a flagged text is flagged from some length on, so a binary search finds it)."""
+    of a flagged text is flagged from some length on, so a binary search finds it), less a
+    last word that begins a blocklisted phrase ("bad" of "bad thing")."""
     cuts = [i for i, ch in enumerate(text) if ch.isspace()] + [len(text)]
     lo, hi, best = 0, len(cuts) - 1, 0
     while lo <= hi:
@@ -376,11 +376,19 @@ def safe_prefix(project, text) -> str:
             hi = mid - 1
         else:
             best, lo = cuts[mid], mid + 1
-    return text[:best].rstrip()
+    safe = text[:best].rstrip()
+    return safe[:len(safe) - moderation.unfinished(project, safe)].rstrip()
 
 
 def check_output(plan: Plan, text: str) -> dict:
     return _verdict(plan.target.project, text)
+
+
+def unfinished_output(plan: Plan, text: str) -> int:
+    """How many characters at the end of a streamed answer to hold back until the next piece
+    (the start of a blocklisted word the filters cannot judge yet)."""
+    project = plan.target.project
+    return 0 if project is None else moderation.unfinished(project, text)
 
 
 # --- after a request ----------------------------------------------------------------------
@@ -655,11 +663,9 @@ def conversations_to_prompts(conversations, *, target_project=None) -> tuple[int
             skipped += 1
             continue
         with transaction.atomic():
-            prompt, created = Prompt.objects.get_or_create(
-                project=project, external_id=f"chat-conversation-{conversation.pk}",
-                defaults={"messages": [{"role": m.role, "content": m.content} for m in visible],
-                          "source": CHAT_SOURCE, "tags": ["chat"]},
-            )
+            prompt, created = add_prompt_once(project, [{"role": m.role, "content": m.content} for m in visible],
+                                              external_id=f"chat-conversation-{conversation.pk}",
+                                              source=CHAT_SOURCE, tags=["chat"])
             Conversation.objects.filter(pk=conversation.pk).update(sent_to_prompt=prompt)
         added += int(created)
         skipped += int(not created)
@@ -669,8 +675,9 @@ def conversations_to_prompts(conversations, *, target_project=None) -> tuple[int
 def comparisons_to_pairs(comparisons) -> tuple[int, int]:
     """Each in-chat comparison becomes a preference pair of the conversation's project: a prompt
     (source "chat", the conversation before the answers), the two answers as candidates
-    (source "chat", with the version and decoding that wrote them), a closed comparison task
-    and the voter's annotation, aggregated like any other. Opted-out conversations are skipped;
+    (source "chat", with the version and decoding that wrote them, moderated as every candidate
+    is), a closed comparison task and the voter's annotation, aggregated like any other
+    (labeling.actions.annotations.record_comparison). Opted-out conversations are skipped;
     a comparison already made into a pair is not made again. Returns (added, skipped)."""
     added = skipped = 0
     for comparison in comparisons:
@@ -684,38 +691,17 @@ def comparisons_to_pairs(comparisons) -> tuple[int, int]:
             continue
         project = conversation.project
         with transaction.atomic():
-            prompt, _ = Prompt.objects.get_or_create(
-                project=project, external_id=f"chat-comparison-{comparison.pk}",
-                defaults={"messages": _history_before(second), "source": CHAT_SOURCE, "tags": ["chat"]},
-            )
-            candidates = [
-                Candidate.objects.create(
-                    prompt=prompt, text=m.content, model_version=m.model_version, decoding=m.decoding,
-                    external_source=CHAT_SOURCE, external_id=f"chat-message-{m.pk}",
-                    prompt_tokens=m.prompt_tokens, completion_tokens=m.completion_tokens, latency_ms=m.latency_ms,
-                    moderation=m.moderation, is_flagged=m.is_flagged,
-                )
-                for m in (first, second)
-            ]
-            task = create_task(prompt, candidates)
-            a, b = candidates
-            ranking = {"first": [[a.pk], [b.pk]], "second": [[b.pk], [a.pk]], "tie": [[a.pk, b.pk]]}[comparison.choice]
-            now = timezone.now()
-            assignment = Assignment.objects.create(
-                task=task, annotator=comparison.voter, project=project, status=Assignment.Status.SUBMITTED,
-                shown_order=[a.pk, b.pk], leased_at=comparison.created_at, expires_at=now, finished_at=now,
-            )
-            Annotation.objects.create(
-                assignment=assignment, task=task, annotator=comparison.voter, ranking=ranking,
-                pairwise_choice={"first": "a", "second": "b", "tie": "tie"}[comparison.choice],
-                rationale="in-chat comparison",
-            )
-            ComparisonTask.objects.filter(pk=task.pk).update(
-                annotations_done=1, overlap=1, status=ComparisonTask.Status.CLOSED, completed_at=now)
-            task.refresh_from_db()
-            aggregate_task(task)
-            task.pairs.update(source=CHAT_SOURCE)  # filterable by source in export and round launch
-            pair = task.pairs.first()
-            ChatComparison.objects.filter(pk=comparison.pk).update(pair=pair)
+            prompt, _ = add_prompt_once(project, _history_before(second), source=CHAT_SOURCE, tags=["chat"],
+                                        external_id=f"chat-comparison-{comparison.pk}")
+            answers = [Candidate(prompt=prompt, text=m.content, model_version=m.model_version, decoding=m.decoding,
+                                 external_source=CHAT_SOURCE, external_id=f"chat-message-{m.pk}",
+                                 prompt_tokens=m.prompt_tokens, completion_tokens=m.completion_tokens,
+                                 latency_ms=m.latency_ms)
+                       for m in (first, second)]
+            ranking = {"first": [[0], [1]], "second": [[1], [0]], "tie": [[0, 1]]}[comparison.choice]
+            task = record_comparison(prompt, answers, comparison.voter, ranking, source=CHAT_SOURCE,
+                                     pairwise_choice={"first": "a", "second": "b", "tie": "tie"}[comparison.choice],
+                                     rationale="in-chat comparison", shown_at=comparison.created_at)
+            ChatComparison.objects.filter(pk=comparison.pk).update(pair=task.pairs.first())
         added += 1
     return added, skipped

@@ -6,11 +6,13 @@ from django.utils import timezone
 
 from .. import quality, review, sql
 from ..errors import Conflict
-from ..models import Annotation, Assignment, ComparisonTask
+from ..models import Annotation, Assignment, Candidate, ComparisonTask, Prompt
 from ..queries import counted_annotations
 from ..submission import clean_submission
 from .assignments import locked_assignment
-from .pairs import pairs_upsert
+from .candidates import add_candidates
+from .pairs import aggregate_task, pairs_upsert
+from .tasks import create_task
 
 
 def submit_annotation(assignment_id, annotator, payload: dict, *, now=None) -> Annotation:
@@ -67,3 +69,28 @@ def submit_annotation(assignment_id, annotator, payload: dict, *, now=None) -> A
                                         (annotation_id,) + annotation_values)
         annotation.assignment, annotation.task, annotation.annotator = assignment, task, annotator
         return annotation
+
+
+def record_comparison(prompt: Prompt, candidates: list[Candidate], voter, ranking: list, *, source: str,
+                      pairwise_choice: str = "", rationale: str = "", shown_at=None) -> ComparisonTask:
+    """A comparison a person made outside the annotator page (in the chat: which of two answers
+    was better) recorded as labeling's own: the answers as candidates (new, moderated), a closed
+    task of one annotation (the voter's ranking, given in candidate positions: [[0], [1]] for
+    "the first is better") and its preference pairs, tagged with `source` so that export and
+    round launch can filter by it. One transaction."""
+    now = timezone.now()
+    with transaction.atomic():
+        candidates = add_candidates(prompt.project, candidates)
+        task = create_task(prompt, candidates)
+        ids = [[candidates[position].pk for position in group] for group in ranking]
+        assignment = Assignment.objects.create(
+            task=task, annotator=voter, project=prompt.project, status=Assignment.Status.SUBMITTED,
+            shown_order=[c.pk for c in candidates], leased_at=shown_at or now, expires_at=now, finished_at=now)
+        Annotation.objects.create(assignment=assignment, task=task, annotator=voter, ranking=ids,
+                                  pairwise_choice=pairwise_choice, rationale=rationale)
+        ComparisonTask.objects.filter(pk=task.pk).update(
+            annotations_done=1, overlap=1, status=ComparisonTask.Status.CLOSED, completed_at=now)
+        task.refresh_from_db()
+        aggregate_task(task)
+        task.pairs.update(source=source)
+    return task

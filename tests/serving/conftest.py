@@ -120,6 +120,49 @@ class HangingUpstream:
             conn.close()
 
 
+class ScriptedUpstream:
+    """An OpenAI-compatible server that streams the answer in the pieces it is given (the
+    boundary a real model server sits at, with the chunking under the test's control)."""
+
+    def __init__(self):
+        import http.server
+        import json
+
+        scripted = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for piece in scripted.pieces:
+                    chunk = {"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
+
+            def log_message(self, *args):
+                pass
+
+        self.pieces = []
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def scripted_upstream():
+    upstream = ScriptedUpstream()
+    yield upstream
+    upstream.close()
+
+
 @pytest.fixture
 def hanging_upstream():
     upstream = HangingUpstream()

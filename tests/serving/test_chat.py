@@ -116,3 +116,21 @@ def test_chat_traffic_becomes_prompts_and_preference_pairs(serving_setup, make_u
     assert prompt.source == "chat"
     assert prompt.messages[-1] == {"role": "user", "content": "And PPO?"}
     assert not Prompt.objects.filter(messages__contains=[{"content": "Private question"}]).exists()
+
+
+def test_a_chat_comparison_becomes_candidates_moderated_like_any_other(serving_setup):
+    user, project = serving_setup["user"], serving_setup["project"]
+    project.moderation_blocklist = ["darn"]
+    project.save(update_fields=["moderation_blocklist"])
+    conversation = services.start_conversation(user, project)
+    first = _answered(conversation, "How was it?", "Darn awful.")
+    second = services.regenerate(first)
+    Message.objects.filter(pk=second.pk).update(content="Quite good.", status=Message.Status.COMPLETE)
+    second.refresh_from_db()
+    services.compare(second, user, "second")
+
+    assert services.comparisons_to_pairs(ChatComparison.objects.all()) == (1, 0)
+    pair = PreferencePair.objects.get()
+    assert (pair.chosen.text, pair.rejected.text) == ("Quite good.", "Darn awful.")
+    assert pair.rejected.is_flagged and not pair.chosen.is_flagged
+    assert pair.rejected.moderation["filters"]["rules"]["reasons"] == ["blocklisted: darn"]
