@@ -21,7 +21,7 @@ class ProjectAdmin(admin.ModelAdmin):
     list_filter = ["mode", "is_archived", "allow_ties"]
     search_fields = ["name", "slug", "description"]
     prepopulated_fields = {"slug": ["name"]}
-    raw_id_fields = ["created_by", "judge"]
+    raw_id_fields = ["created_by"]
     inlines = [MembershipInline]
 
     def save_formset(self, request, form, formset, change):

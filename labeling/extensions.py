@@ -1,12 +1,15 @@
-"""Project settings that labeling stores for the apps above it, checked by those apps.
+"""Project settings that only the apps above labeling understand, registered by those apps.
 
-A project carries a few settings that only a higher app understands (rlhf's `launcher`: how a
-round launches its training). labeling must not import those apps, so each registers its check
-here when Django starts (its AppConfig.ready); the project serializer calls the checks.
+A project carries a few settings that only a higher app understands: rlhf's `launcher` (how a
+round launches its training; labeling stores it, rlhf checks it) and models_app's `judge` (kept in
+models_app's own table). labeling must not import those apps, so each registers its check, or
+its field, here when Django starts (its AppConfig.ready); the project serializer and the project
+actions call them.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 _checks: dict[str, Callable] = {}
 
@@ -20,3 +23,25 @@ def register_project_setting(name: str, check: Callable) -> None:
 def check_project_setting(name: str, value):
     check = _checks.get(name)
     return value if check is None else check(value)
+
+
+@dataclass(frozen=True)
+class ProjectField:
+    """A project setting that an app above labeling keeps in its own tables (models_app's judge):
+    the project API takes it (`field`: a DRF field, its checks included), shows it (`read`) and
+    changes it (`write(project, value)`, that app's action, within the project's own update)."""
+
+    field: Callable
+    read: Callable
+    write: Callable
+
+
+_fields: dict[str, ProjectField] = {}
+
+
+def register_project_field(name: str, *, field: Callable, read: Callable, write: Callable) -> None:
+    _fields[name] = ProjectField(field, read, write)
+
+
+def project_fields() -> dict[str, ProjectField]:
+    return dict(_fields)

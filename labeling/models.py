@@ -100,14 +100,10 @@ class Project(models.Model):
     )
     long_prompts = models.CharField(max_length=8, choices=LongPrompts.choices, default=LongPrompts.TRUNCATE)
     # Training (rlhf): how its stages are launched (accelerate's settings, rlhf.config.LAUNCHER; a
-    # round may override them) and the judge its evaluations score both policies with.
+    # round may override them). Its judge is models_app.ProjectJudge.
     launcher = models.JSONField(default=dict, blank=True,
                                 help_text='accelerate launch settings, e.g. {"num_processes": 2}; '
                                           'a round may override them.')
-    judge = models.ForeignKey(
-        "models_app.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="judged_projects",
-        help_text="A reward model that did not train on this project's rounds (e.g. one trained on public data); "
-                  "without one, the previous round's reward model judges.")
 
     annotators = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="labeling_projects", blank=True

@@ -6,7 +6,7 @@ from rest_framework import serializers
 from rankloop.errors import RankloopError
 
 from .exporting import pseudonym
-from .extensions import check_project_setting
+from .extensions import check_project_setting, project_fields
 from .importing import _RowChecker
 from .models import PRIORITY_RANGE, Annotation, Assignment, Candidate, ComparisonTask, PreferencePair, Project, Prompt
 from .review import item_annotations
@@ -60,9 +60,21 @@ class ProjectSerializer(ValidateOnly, serializers.ModelSerializer):
             "gold_share", "qualification_tasks", "qualification_pass", "gold_min_accuracy", "gold_min_tasks",
             "review_share", "review_agreement_below", "queue_order", "exclude_paused_labels",
             "heldout_percent", "decoding_config", "flagged_candidates", "long_prompts",
-            "launcher", "judge", "is_archived", "created_at",
+            "launcher", "is_archived", "created_at",
         ]
         read_only_fields = ["id", "created_at"]
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for name, extra in project_fields().items():  # settings the apps above keep (labeling.extensions)
+            fields[name] = extra.field()
+        return fields
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        for name, extra in project_fields().items():
+            data[name] = extra.read(instance)
+        return data
 
     def validate(self, attrs):
         reject_unstorable_text(attrs, "project")
@@ -78,9 +90,6 @@ class ProjectSerializer(ValidateOnly, serializers.ModelSerializer):
                 attrs["launcher"] = check_project_setting("launcher", attrs["launcher"])
             except (RankloopError, ValueError) as exc:
                 raise serializers.ValidationError({"launcher": str(exc)}) from None
-        judge = attrs.get("judge")
-        if judge is not None and judge.kind != "reward":
-            raise serializers.ValidationError({"judge": f"{judge} is a {judge.kind} model; a judge is a reward model."})
         mode = attrs.get("mode", getattr(self.instance, "mode", Project.Mode.PAIRWISE))
         k = attrs.get("candidates_per_prompt", getattr(self.instance, "candidates_per_prompt", 2))
         if mode == Project.Mode.PAIRWISE and k != 2:

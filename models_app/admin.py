@@ -1,9 +1,10 @@
+from django import forms
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
 from . import services
-from .models import Deployment, GenerationJob, ModelVersion
+from .models import Deployment, GenerationJob, ModelVersion, ProjectJudge
 
 
 @admin.register(ModelVersion)
@@ -61,3 +62,31 @@ class GenerationJobAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+class ProjectJudgeForm(forms.ModelForm):
+    class Meta:
+        model = ProjectJudge
+        fields = ["project", "model_version"]
+
+    def clean_model_version(self):
+        version = self.cleaned_data["model_version"]
+        try:
+            return services.check_judge(version)
+        except services.ModelRegistryError as error:
+            raise forms.ValidationError(error.message) from None
+
+
+@admin.register(ProjectJudge)
+class ProjectJudgeAdmin(admin.ModelAdmin):
+    """A project's judge: the reward model its evaluations also score both policies with."""
+
+    form = ProjectJudgeForm
+    list_display = ("project", "model_version")
+    raw_id_fields = ("project", "model_version")
+
+    def save_model(self, request, obj, form, change):
+        services.set_judge(obj.project, obj.model_version)
+
+    def delete_model(self, request, obj):
+        services.set_judge(obj.project, None)

@@ -15,6 +15,22 @@ from . import services
 from .models import Deployment, GenerationJob, ModelVersion
 
 
+def _must_be_a_reward_model(version):
+    try:
+        services.check_judge(version)
+    except services.ModelRegistryError as error:
+        raise serializers.ValidationError(error.message) from None
+
+
+def judge_field():
+    """The project API's `judge` (labeling.extensions): a reward model version's id, or null."""
+    return serializers.PrimaryKeyRelatedField(
+        queryset=ModelVersion.objects.all(), allow_null=True, required=False, write_only=True,
+        validators=[_must_be_a_reward_model],
+        help_text="A reward model that did not train on this project's rounds (e.g. one trained on public data); "
+                  "without one, the previous round's reward model judges.")
+
+
 class LineageSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion

@@ -89,6 +89,21 @@ class Deployment(models.Model):
         return f"{self.model_version} on {self.project}"
 
 
+class ProjectJudge(models.Model):
+    """The reward model a project's round evaluations also score both policies with: one that did
+    not train on the project's rounds (e.g. trained on public data). Without one, the previous
+    round's reward model judges. (Here, above labeling, so that the project points at nothing up
+    the app order.)"""
+
+    project = models.OneToOneField("labeling.Project", on_delete=models.CASCADE, primary_key=True,
+                                   related_name="judge_choice")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="judge_choices",
+                                      help_text="A reward model version.")
+
+    def __str__(self):
+        return f"{self.model_version} judges {self.project}"
+
+
 class GenerationJob(models.Model):
     """One run of candidate generation for a set of prompts: its progress shows on the
     project page, and a failure keeps its reason."""

@@ -21,11 +21,12 @@ from . import loading
 from .decoding import DecodingConfigError, validate_decoding
 from .default_model import DEFAULT_MODEL_DIR, DEFAULT_MODEL_NAME, bundled_gguf_path, convert_gguf, is_converted
 from .generation import generate_answers
-from .models import Deployment, GenerationJob, ModelVersion
+from .models import Deployment, GenerationJob, ModelVersion, ProjectJudge
 
 __all__ = [
     "DecodingConfigError", "ModelRegistryError", "DeploymentRefused", "GenerationError", "ModerationConfigError",
-    "register_model", "deploy", "rollback", "deployed_policy", "validate_decoding", "generate_candidates",
+    "register_model", "deploy", "rollback", "deployed_policy", "judge_of", "check_judge", "set_judge",
+    "validate_decoding", "generate_candidates",
     "start_generation", "start_default_policy_generation", "run_generation_job", "update_generation_settings",
     "playground_answers", "bootstrap_default_model", "project_decoding", "written_by_models",
 ]
@@ -149,6 +150,29 @@ def deployed_policy(project) -> ModelVersion | None:
         Deployment.objects.filter(project=project, is_active=True).select_related("model_version").first()
     )
     return deployment.model_version if deployment else None
+
+
+def judge_of(project) -> ModelVersion | None:
+    """The reward model the project's evaluations are judged by, when the admin set one."""
+    choice = ProjectJudge.objects.filter(project=project).select_related("model_version").first()
+    return choice.model_version if choice else None
+
+
+def check_judge(version) -> ModelVersion | None:
+    """A judge as given (a reward model version, or None for none), or ModelRegistryError."""
+    if version is not None and version.kind != ModelVersion.Kind.REWARD:
+        raise ModelRegistryError(f"{version} is a {version.kind} model; a judge is a reward model.")
+    return version
+
+
+def set_judge(project, version) -> None:
+    """Make `version` (a reward model; None: none) the project's judge."""
+    check_judge(version)
+    with transaction.atomic():
+        if version is None:
+            ProjectJudge.objects.filter(project=project).delete()
+        else:
+            ProjectJudge.objects.update_or_create(project=project, defaults={"model_version": version})
 
 
 def deploy(project, version, *, user=None, note="", upstream=None, upstream_model="") -> Deployment:

@@ -39,6 +39,7 @@ import yaml
 from django.conf import settings
 
 from labeling.models import Prompt
+from models_app import services as models_services
 
 from . import config as round_config
 from . import datasets, services
@@ -559,8 +560,9 @@ def plan_policy(run: TrainingRun, folder: Path) -> Stage:
 
 def judge_for(round: Round):
     """The project's judge when it has one, else the previous round's reward model, else None."""
-    if round.project.judge_id:
-        return round.project.judge
+    judge = models_services.judge_of(round.project)
+    if judge is not None:
+        return judge
     earlier = (Round.objects.filter(project_id=round.project_id, number__lt=round.number, reward_model__isnull=False)
                .exclude(reward_model_id=round.reward_model_id).select_related("reward_model").order_by("-number")
                .first())
@@ -629,7 +631,7 @@ def execute(run: TrainingRun, *, celery_id: str = "") -> str:
     if not services.start_run(run, celery_id=celery_id):
         return "skipped"
     run = TrainingRun.objects.select_related(
-        "round__project__judge", "round__policy_in", "round__policy_out", "round__reward_model").get(pk=run.pk)
+        "round__project", "round__policy_in", "round__policy_out", "round__reward_model").get(pk=run.pk)
     try:
         if run.kind == TrainingRun.Kind.EVAL and run.round.state == Round.State.TRAINING:
             services.transition(run.round, Round.State.EVALUATING, note="training done")

@@ -12,7 +12,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # that no new one can appear unnoticed). Why each is still here is in docs/ARCHITECTURE.md.
 KNOWN_UPWARD_RELATIONS = {
     "labeling.Candidate.model_version -> models_app.ModelVersion",
-    "labeling.Project.judge -> models_app.ModelVersion",
 }
 
 

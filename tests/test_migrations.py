@@ -7,7 +7,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from labeling.models import Annotation, Candidate, ComparisonTask, PreferencePair, Project, Prompt
-from models_app.models import GenerationJob, ModelVersion
+from models_app.models import GenerationJob, ModelVersion, ProjectJudge
+from models_app.services import set_judge
 from rlhf.models import Round, TrainingRun
 from tests.support.rlhf import annotate_all
 
@@ -41,6 +42,7 @@ def snapshot():
         "jobs": sorted(GenerationJob.objects.values_list("id", "round_number")),
         "versions": sorted(ModelVersion.objects.values_list("id", "name", "parent_id")),
         "runs": sorted(TrainingRun.objects.values_list("id", "kind", "round__number", "output_id")),
+        "judges": sorted(ProjectJudge.objects.values_list("project_id", "model_version_id")),
     }
 
 
@@ -60,6 +62,9 @@ def filled(tmp_path):
     GenerationJob.objects.create(project=project, round_number=round.number, model_version=base, total=1)
     GenerationJob.objects.create(project=project, model_version=base, total=1)  # outside rounds
     TrainingRun.objects.create(round=round, kind="dpo", status="succeeded", output=trained)
+    judge = ModelVersion.objects.create(kind="reward", name="public-judge", artifact_dir=str(tmp_path),
+                                        base_model="tiny")
+    set_judge(project, judge)
     return project
 
 
@@ -67,6 +72,7 @@ def test_it_goes_back_and_forth_losing_nothing(filled):
     before = snapshot()
     assert before["pairs"] and before["runs"][0][3] is not None
     assert {number for _, number in before["tasks"]} == {1, None} and before["pairs"][0][3] == 1
+    assert len(before["judges"]) == 1
 
     old = migrate(BEFORE)
     run_id, version_id = before["runs"][0][0], before["runs"][0][3]
@@ -77,6 +83,8 @@ def test_it_goes_back_and_forth_losing_nothing(filled):
             "round_id", flat=True)) == {round_id}
     assert set(old.get_model("models_app", "GenerationJob").objects.values_list("round_id", flat=True)) == {
         round_id, None}
+    [(project_id, judge_id)] = before["judges"]  # the judge was the project's own key then
+    assert old.get_model("labeling", "Project").objects.get(pk=project_id).judge_id == judge_id
 
     migrate(latest())
     assert snapshot() == before
