@@ -9,7 +9,8 @@ prompts: a new round's labels) and held-out prompts and pairs for the evaluation
 on by anything).
 
 - round 1: reward model (reward.py) on its pairs, then DPO (dpo.py) from the default model;
-- round 2: reward model on its pairs, then GRPO (grpo.py) against it from round 1's policy;
+- round 2: reward model on every label so far (round 1's pairs and its own), then GRPO (grpo.py)
+  against it from round 1's policy;
 - each round: evaluate.py, new policy against its parent, on the held-out prompts, by the round's
   reward model and by the judge: mean judge reward of each policy and the paired gain with 95%
   t intervals, the judge's win rate over the parent with a bootstrap interval, and the round's
@@ -19,6 +20,7 @@ on by anything).
                                                           # (with --judge-model; a judge of 256 pairs adds ~35)
     .venv/bin/python bench/loop_gain.py                   # CPU size
     .venv/bin/python bench/loop_gain.py --device cuda     # realistic size
+    .venv/bin/python bench/loop_gain.py --workdir W --resume   # continue a run in W (finished stages kept)
 
 Last line: {"rounds": [{"judge_win_rate", "judge_win_rate_ci_low", "judge_reward_gain", "wall_s", ...}],
 "min_judge_win_rate_ci_low", "max_round_wall_s", ...}.
@@ -135,9 +137,14 @@ def main():
     parser.add_argument("--max-length", type=int, default=None)
     parser.add_argument("--threads", type=int, default=0, help="OMP threads per process (0: torch's default).")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--resume", action="store_true",
+                        help="With --workdir: keep the stages that already finished there with the same settings "
+                             "(their recorded wall times count), run the rest.")
     options = parser.parse_args()
     if not options.data.exists():
         sys.exit(f"{options.data} is missing (the shared data folder; set RANKLOOP_SHARED_DATA).")
+    if options.resume and not options.workdir:
+        sys.exit("--resume needs --workdir (the folder of the run to continue).")
     size_name = "quick" if options.quick else options.device
     sizes = dict(SIZES[size_name])
     sizes.update({k: v for k, v in (("pairs", options.pairs), ("eval_prompts", options.eval_prompts),
@@ -150,8 +157,9 @@ def main():
     model = options.model or stages.default_model_dir()
     rows = stages.fits(stages.hh_pairs(options.data), model, sizes["max_length"])
     parts = split(rows, sizes)
+    parts["labels-so-far"] = parts["round1"] + [r for r in parts["round2"] if r not in parts["round1"]]
     files = {name: stages.write_jsonl(work / "data" / f"{name}.jsonl", parts[name])
-             for name in ("judge", "round1", "round2", "heldout", "prompts")}
+             for name in ("judge", "round1", "round2", "labels-so-far", "heldout", "prompts")}
     print(f"{len(rows)} HH pairs within {sizes['max_length']} tokens; judge {len(parts['judge'])}, round 1 "
           f"{len(parts['round1'])}, round 2 {len(parts['round2'])} pairs; {len(parts['prompts'])} held-out prompts, "
           f"{len(parts['heldout'])} held-out pairs ({size_name} size, {options.device})", flush=True)
@@ -169,7 +177,7 @@ def main():
         run = stages.launch("reward", config(reward_defaults, options.device, model_name_or_path=str(model),
                                              train_file=str(train),
                                              **({"eval_file": str(files["heldout"])} if heldout else {})),
-                            work / name, threads=threads)
+                            work / name, threads=threads, reuse=options.resume)
         m = run["metrics"]
         accuracy = f", held-out accuracy {m['eval_accuracy']:.3f} on {m['eval_pairs']} pairs" if heldout else ""
         print(f"  {name}: {m['train_pairs']} pairs, {m['global_step']} steps{accuracy}, "
@@ -180,7 +188,7 @@ def main():
         return stages.launch("evaluate", {**evaluate_defaults, "old_policy_path": str(old), "new_policy_path": str(new),
                                           "reward_model_path": str(reward), "judge_model_path": str(judge["final"]),
                                           "output_file": str(work / name / "evaluation.json")},
-                             work / name, threads=threads)
+                             work / name, threads=threads, reuse=options.resume)
 
     if options.judge_model:
         judge = {"final": options.judge_model, "seconds": 0.0,
@@ -195,7 +203,8 @@ def main():
     print("round 1: reward model, then DPO from the default model…", flush=True)
     rm1 = reward_model("round1-reward", files["round1"])
     dpo = stages.launch("dpo", config(dpo_defaults, options.device, model_name_or_path=str(model),
-                                      train_file=str(files["round1"])), work / "round1-dpo", threads=threads)
+                                      train_file=str(files["round1"])), work / "round1-dpo", threads=threads,
+                        reuse=options.resume)
     print(f"  DPO: {dpo['metrics']['global_step']} steps, final loss {dpo['metrics']['final_loss']}, "
           f"{dpo['seconds'] / 60:.1f} min", flush=True)
     ev1 = evaluate("round1-evaluate", model, dpo["final"], rm1["final"])
@@ -203,12 +212,13 @@ def main():
     report(rounds[-1])
 
     print("round 2: reward model, then GRPO from round 1's policy…", flush=True)
-    rm2 = reward_model("round2-reward", files["round2"])
+    # a project's second round trains its reward model on every label so far, not only the new ones
+    rm2 = reward_model("round2-reward", files["labels-so-far"])
     prompts2 = stages.write_jsonl(work / "data" / "round2-prompts.jsonl",
                                   [{"id": r["id"], "prompt": r["prompt"]} for r in parts["round2"]])
     grpo = stages.launch("grpo", config(grpo_defaults, options.device, model_name_or_path=str(dpo["final"]),
                                         reward_model_path=str(rm2["final"]), train_file=str(prompts2)),
-                         work / "round2-grpo", threads=threads)
+                         work / "round2-grpo", threads=threads, reuse=options.resume)
     print(f"  GRPO: {grpo['metrics']['global_step']} steps, {grpo['seconds'] / 60:.1f} min", flush=True)
     ev2 = evaluate("round2-evaluate", dpo["final"], grpo["final"], rm2["final"])
     rounds.append(summary(ev2["metrics"], rm2["seconds"] + grpo["seconds"] + ev2["seconds"], "round 2", "grpo"))

@@ -111,17 +111,25 @@ def env(threads: int | None = None) -> dict:
 
 
 def launch(script: str, config: dict, folder: Path, *, processes: int = 1, threads: int | None = None,
-           nice: int = 5) -> dict:
+           nice: int = 5, reuse: bool = False) -> dict:
     """Write config as folder/config.yaml and run rlhf/training/<script>.py on it (accelerate launch;
     several processes on a CPU with --multi_gpu and use_cpu, as rlhf/training documents).
     Returns {"seconds", "metrics" (metrics.json, or evaluate.py's output)}; exits on failure with
-    the script's last lines."""
+    the script's last lines. With reuse, a run that already finished in folder with the same
+    script, config and process count is not run again: its result (and its seconds) is returned."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = dict(config)
     if script != "evaluate":
         config.setdefault("output_dir", str(folder / "out"))
     config.setdefault("progress_file", str(folder / "progress.jsonl"))
+    record = folder / "finished.json"
+    identity = {"script": script, "config": config, "processes": processes}
+    if reuse and record.exists():
+        finished = json.loads(record.read_text())
+        if finished["identity"] == json.loads(json.dumps(identity)):
+            return _result(script, config, finished["seconds"])
+    record.unlink(missing_ok=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     target = [str(ROOT / "rlhf" / "training" / f"{script}.py"), "--config", str(folder / "config.yaml")]
     # accelerate launch gives a CPU process one thread unless told, as rlhf/launcher.py tells it
@@ -142,6 +150,11 @@ def launch(script: str, config: dict, folder: Path, *, processes: int = 1, threa
     if done.returncode != 0:
         tail = (folder / "stderr.txt").read_text()[-3000:]
         sys.exit(f"{script} failed ({done.returncode}) after {seconds:.0f} s:\n{tail}")
+    record.write_text(json.dumps({"identity": identity, "seconds": seconds}))
+    return _result(script, config, seconds)
+
+
+def _result(script: str, config: dict, seconds: float) -> dict:
     if script == "evaluate":
         metrics = json.loads(Path(config["output_file"]).read_text())
     else:

@@ -148,21 +148,32 @@ def sample(model, tokenizer, prompts, args, on_batch):
     return answers
 
 
+def by_length(sequences, batch_size):
+    """Batches of indices into `sequences`, shortest first: sequences of like lengths pad less (the
+    held-out prompts' lengths vary several-fold, and every padded position costs a full forward)."""
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+
 def sequence_logprobs(model, sequences, prompt_lengths, temperature, pad_id, batch_size):
     """Per sequence, the sum of log p(token) over the tokens after its prompt."""
     import torch
 
-    totals = []
-    for start in range(0, len(sequences), batch_size):
-        chunk, lengths = sequences[start:start + batch_size], prompt_lengths[start:start + batch_size]
-        ids, mask, positions = left_padded(chunk, pad_id)
+    totals = [0.0] * len(sequences)
+    for rows in by_length(sequences, batch_size):
+        ids, mask, positions = left_padded([sequences[i] for i in rows], pad_id)
+        answers = [len(sequences[i]) - prompt_lengths[i] for i in rows]
+        # Left padded, the answers are the batch's last positions: the logits of the last
+        # max(answers) + 1 positions are all that is needed (the vocabulary projection and its
+        # log-softmax over every prompt position were most of the work).
+        keep = max(answers) + 1
         with torch.inference_mode():
-            logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, :-1].float()
-        logp = torch.log_softmax(logits / temperature, -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-        width = ids.shape[1]
-        for row, (sequence, prompt_length) in enumerate(zip(chunk, lengths)):
-            first = width - len(sequence) + prompt_length  # index in ids of the first answer token
-            totals.append(float(logp[row, first - 1:].sum()))
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                           logits_to_keep=keep).logits[:, :-1].float()
+        targets = ids[:, ids.shape[1] - keep + 1:]  # logits[:, j] predicts targets[:, j]
+        logp = torch.log_softmax(logits / temperature, -1).gather(-1, targets[..., None]).squeeze(-1)
+        for row, (i, n) in enumerate(zip(rows, answers)):
+            totals[i] = float(logp[row, logp.shape[1] - n:].sum()) if n else 0.0
     return totals
 
 
@@ -182,13 +193,14 @@ def scores(model, tokenizer, sequences, batch_size):
     """The reward model's score of each token sequence."""
     import torch
 
-    result = []
-    for start in range(0, len(sequences), batch_size):
-        batch = tokenizer.pad({"input_ids": sequences[start:start + batch_size]}, padding=True, return_tensors="pt",
+    result = [0.0] * len(sequences)
+    for rows in by_length(sequences, batch_size):
+        batch = tokenizer.pad({"input_ids": [sequences[i] for i in rows]}, padding=True, return_tensors="pt",
                               padding_side="right")
         with torch.inference_mode():
             logits = model(**{k: v.to(device()) for k, v in batch.items()}).logits
-        result += logits[:, 0].float().tolist()
+        for i, score in zip(rows, logits[:, 0].float().tolist()):
+            result[i] = score
     return result
 
 
