@@ -33,6 +33,7 @@ async def run(plan, streams, outcome):
     choices = {s.index: upstream.Choice(s.index) for s in streams}
     outcome.choices = [choices[i] for i in sorted(choices)]
     cut = set()
+    by_index = {s.index: s for s in streams}
     held = {i: "" for i in choices}  # text received but not yet sent: it may be the start of a flagged word
     project = plan.target.project
     holds_back = project is not None and plan.flagged_output == "cut"
@@ -54,6 +55,7 @@ async def run(plan, streams, outcome):
                 choice.finish_reason = "content_filter"
                 cut.add(index)
                 held[index] = ""
+                by_index[index].stop()
                 yield Event("finish", index, finish_reason="content_filter")
                 return
         piece, held[index] = confirmed[len(choice.text):], text[len(confirmed):]

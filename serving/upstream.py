@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 import httpx
@@ -81,6 +82,10 @@ class UpstreamStream:
         self.base_url, self.body, self.index = base_url.rstrip("/"), body, index
         self.response = None
         self.choice = Choice(index)
+        self.stopped = False  # its answer was cut: read no more, close it (the upstream stops generating)
+
+    def stop(self):
+        self.stopped = True
 
     async def open(self):
         request = client().build_request("POST", f"{self.base_url}/chat/completions",
@@ -166,8 +171,13 @@ async def merged(streams: list[UpstreamStream]):
 
     async def pump(stream):
         try:
-            async for event in stream.events():
-                await queue.put(event)
+            async with aclosing(stream.events()) as events:
+                async for event in events:
+                    if stream.stopped:
+                        break
+                    await queue.put(event)
+            if stream.stopped:
+                await stream.close()  # one of n answers cut: its upstream request ends now, not at max_tokens
         except BaseException as error:  # noqa: BLE001 - handed to the consumer
             await queue.put(error)
             return

@@ -122,7 +122,10 @@ class HangingUpstream:
 
 class ScriptedUpstream:
     """An OpenAI-compatible server that streams the answer in the pieces it is given (the
-    boundary a real model server sits at, with the chunking under the test's control)."""
+    boundary a real model server sits at, with the chunking under the test's control).
+    `pieces`: a list, or a function of the request's body giving one; `delay`: seconds between
+    pieces; `sent`: per request, its seed and how many pieces went out before the end or before
+    the client closed the connection."""
 
     def __init__(self):
         import http.server
@@ -132,21 +135,30 @@ class ScriptedUpstream:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                pieces = scripted.pieces(body) if callable(scripted.pieces) else scripted.pieces
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
-                for piece in scripted.pieces:
-                    chunk = {"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                    self.wfile.flush()
-                end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-                self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
+                sent = 0
+                try:
+                    for piece in pieces:
+                        chunk = {"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                        self.wfile.flush()
+                        sent += 1
+                        time.sleep(scripted.delay)
+                    end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                    self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                finally:
+                    scripted.sent.append((body.get("seed"), sent))
 
             def log_message(self, *args):
                 pass
 
-        self.pieces = []
+        self.pieces, self.delay, self.sent = [], 0.0, []
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
