@@ -81,7 +81,6 @@ class RuleFilter:
         flagged = any(not r.startswith("invalid pattern") for r in reasons)
         return Verdict(flagged=flagged, reasons=reasons)
 
-
     def unfinished(self, project, text: str) -> int:
         """How many characters at the end of a text still being written could be the start of a
         blocklisted term (a word cut between two streamed pieces: "da" of "darn"), so that a
