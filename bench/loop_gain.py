@@ -157,7 +157,8 @@ def main():
     model = options.model or stages.default_model_dir()
     rows = stages.fits(stages.hh_pairs(options.data), model, sizes["max_length"])
     parts = split(rows, sizes)
-    parts["labels-so-far"] = parts["round1"] + [r for r in parts["round2"] if r not in parts["round1"]]
+    round1_ids = {r["id"] for r in parts["round1"]}  # round 2 relabels round 1's prompts when there are too few
+    parts["labels-so-far"] = parts["round1"] + [r for r in parts["round2"] if r["id"] not in round1_ids]
     files = {name: stages.write_jsonl(work / "data" / f"{name}.jsonl", parts[name])
              for name in ("judge", "round1", "round2", "labels-so-far", "heldout", "prompts")}
     print(f"{len(rows)} HH pairs within {sizes['max_length']} tokens; judge {len(parts['judge'])}, round 1 "

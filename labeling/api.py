@@ -27,6 +27,7 @@ from .actions.projects import create_project, update_project
 from .actions.prompts import create_prompt, delete_prompt
 from .actions.tasks import close_task, create_task, set_task_priority
 from .errors import Conflict, NotAllowed, NotFound, NotYours, Paused
+from .extensions import project_field_relations
 from .models import Annotation, Assignment, Candidate, ComparisonTask, PreferencePair, Project, Prompt
 from .pair_filters import PairFilters
 from .serializers import (
@@ -169,7 +170,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
     filterset_class = ProjectFilter
 
     def get_queryset(self):
-        return queries.projects_visible_to(self.request.user)
+        return queries.projects_visible_to(self.request.user).select_related(*project_field_relations())
 
     def get_serializer_class(self):
         if self.request.user.is_authenticated and self.request.user.is_staff:

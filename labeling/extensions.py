@@ -29,19 +29,26 @@ def check_project_setting(name: str, value):
 class ProjectField:
     """A project setting that an app above labeling keeps in its own tables (models_app's judge):
     the project API takes it (`field`: a DRF field, its checks included), shows it (`read`) and
-    changes it (`write(project, value)`, that app's action, within the project's own update)."""
+    changes it (`write(project, value)`, that app's action, within the project's own update).
+    `related`: the relation from the project to that table, joined when the API lists projects
+    (so that `read` costs no query per project)."""
 
     field: Callable
     read: Callable
     write: Callable
+    related: str = ""
 
 
 _fields: dict[str, ProjectField] = {}
 
 
-def register_project_field(name: str, *, field: Callable, read: Callable, write: Callable) -> None:
-    _fields[name] = ProjectField(field, read, write)
+def register_project_field(name: str, *, field: Callable, read: Callable, write: Callable, related: str = "") -> None:
+    _fields[name] = ProjectField(field, read, write, related)
 
 
 def project_fields() -> dict[str, ProjectField]:
     return dict(_fields)
+
+
+def project_field_relations() -> list[str]:
+    return [f.related for f in _fields.values() if f.related]

@@ -11,6 +11,5 @@ class ModelsAppConfig(AppConfig):
         from . import api, services
 
         # the project API's "judge": kept in models_app.ProjectJudge, shown and set with the project's settings
-        register_project_field("judge", field=api.judge_field,
-                               read=lambda project: getattr(services.judge_of(project), "pk", None),
-                               write=services.set_judge)
+        register_project_field("judge", field=api.judge_field, read=services.judge_id_of,
+                               write=services.set_judge, related="judge_choice")

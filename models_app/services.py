@@ -25,7 +25,7 @@ from .models import Deployment, GenerationJob, ModelVersion, ProjectJudge
 
 __all__ = [
     "DecodingConfigError", "ModelRegistryError", "DeploymentRefused", "GenerationError", "ModerationConfigError",
-    "register_model", "deploy", "rollback", "deployed_policy", "judge_of", "check_judge", "set_judge",
+    "register_model", "deploy", "rollback", "deployed_policy", "judge_of", "judge_id_of", "check_judge", "set_judge",
     "validate_decoding", "generate_candidates",
     "start_generation", "start_default_policy_generation", "run_generation_job", "update_generation_settings",
     "playground_answers", "bootstrap_default_model", "project_decoding", "written_by_models",
@@ -158,6 +158,13 @@ def judge_of(project) -> ModelVersion | None:
     return choice.model_version if choice else None
 
 
+def judge_id_of(project) -> int | None:
+    """The id of the project's judge, read through its `judge_choice` (no query when the
+    project was read with it joined; none there raises a DoesNotExist that is an AttributeError)."""
+    choice = getattr(project, "judge_choice", None)
+    return choice.model_version_id if choice else None
+
+
 def check_judge(version) -> ModelVersion | None:
     """A judge as given (a reward model version, or None for none), or ModelRegistryError."""
     if version is not None and version.kind != ModelVersion.Kind.REWARD:
@@ -171,8 +178,10 @@ def set_judge(project, version) -> None:
     with transaction.atomic():
         if version is None:
             ProjectJudge.objects.filter(project=project).delete()
+            project.judge_choice = None  # what the project has read of it is gone too
         else:
-            ProjectJudge.objects.update_or_create(project=project, defaults={"model_version": version})
+            project.judge_choice, _ = ProjectJudge.objects.update_or_create(project=project,
+                                                                             defaults={"model_version": version})
 
 
 def deploy(project, version, *, user=None, note="", upstream=None, upstream_model="") -> Deployment:

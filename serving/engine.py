@@ -68,23 +68,17 @@ async def run(plan, streams, outcome):
             async for event in events:
                 if event.index in cut:
                     continue
-                choice = choices[event.index]
-                if event.kind == "delta":
+                choice, ended = choices[event.index], event.kind == "finish"
+                if not ended:
                     timing.mark_token()
-                    for out in moderated(event.index, choice.text + held[event.index] + event.text, final=False):
+                if not ended or held[event.index]:  # at the end, what was held back is checked as complete
+                    for out in moderated(event.index, choice.text + held[event.index] + event.text, final=ended):
                         yield out
-                    if len(cut) == len(choices):
-                        break  # closing the stream stops the upstream
-                else:
-                    if held[event.index]:  # the answer ended: what was held back is checked as complete
-                        for out in moderated(event.index, choice.text + held[event.index], final=True):
-                            yield out
-                        if event.index in cut:
-                            if len(cut) == len(choices):
-                                break
-                            continue
+                if ended and event.index not in cut:
                     choice.finish_reason = event.finish_reason
                     yield event
+                if len(cut) == len(choices):
+                    break  # closing the stream stops the upstream
     except UpstreamUnavailable as error:
         outcome.error, outcome.status_code = str(error), 503
         raise

@@ -62,3 +62,20 @@ def test_a_round_is_judged_by_the_project_judge_before_the_previous_reward_model
     assert judge_for(second) == earlier_rm
     assert staff_api.patch(f"/api/v1/projects/{project.slug}/", {"judge": judge.pk}, format="json").status_code == 200
     assert judge_for(second) == judge
+
+
+def test_listing_projects_reads_their_judges_without_a_query_each(staff_api, make_project, judge,
+                                                                  django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_project(name="First")
+    staff_api.patch("/api/v1/projects/first/", {"judge": judge.pk}, format="json")
+    with CaptureQueriesContext(connection) as one:
+        staff_api.get("/api/v1/projects/")
+    for name in ("Second", "Third", "Fourth"):
+        make_project(name=name)
+    with django_assert_max_num_queries(len(one.captured_queries)):
+        listed = staff_api.get("/api/v1/projects/").json()
+    rows = listed["results"] if isinstance(listed, dict) else listed
+    assert {row["slug"]: row["judge"] for row in rows}["first"] == judge.pk and len(rows) == 4
